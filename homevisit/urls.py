@@ -1,0 +1,12 @@
+from django.contrib import admin
+from django.urls import include, path
+
+admin.site.site_header = "万名教师大家访 · 管理后台"
+admin.site.site_title = "家访管理后台"
+admin.site.index_title = "教育局管理"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("", include("schools.urls")),
+    path("", include("students.urls")),
+]

@@ -1,0 +1,181 @@
+"""Writes for the organisation: audit rows, accounts, classes."""
+
+import hashlib
+import logging
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from schools.importing import SheetError, check_xlsx_container, read_sheet
+from schools.models import AuditEvent, ImportJob, School, User
+
+logger = logging.getLogger("homevisit.imports")
+
+
+def client_ip(request: HttpRequest | None) -> str | None:
+    if request is None:
+        return None
+    # REMOTE_ADDR is what the server saw; a proxy in front must be configured to set it (gunicorn
+    # --forwarded-allow-ips), so a client cannot forge its address with a header.
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def audit_event_record(
+    *,
+    action: str,
+    request: HttpRequest | None = None,
+    user: User | None = None,
+    object_type: str = "",
+    object_id: str = "",
+    detail: dict | None = None,
+) -> AuditEvent:
+    """Append one audit row. The only code that writes ``AuditEvent``; nothing updates or deletes it."""
+    if user is None and request is not None and request.user.is_authenticated:
+        user = request.user
+    return AuditEvent.objects.create(
+        action=action,
+        user=user,
+        username=user.username if user else "",
+        object_type=object_type,
+        object_id=str(object_id)[:64],
+        ip=client_ip(request),
+        path=request.path[:300] if request is not None else "",
+        detail=detail or {},
+    )
+
+
+# --- import jobs -------------------------------------------------------------------------------
+# An importer (students.roster_import.RosterImporter, schools.staff_import.StaffImporter) checks
+# the rows of a sheet and applies the valid ones; these functions run the job around it.
+
+
+def import_job_create(*, kind: str, school: School, uploaded_by: User, upload: UploadedFile) -> ImportJob:
+    """Store an uploaded file privately and open a job for it; the caller queues validation."""
+    if upload.size > settings.IMPORT_MAX_UPLOAD_BYTES:
+        limit = settings.IMPORT_MAX_UPLOAD_BYTES // (1024 * 1024)
+        raise SheetError(f"文件大小为 {upload.size / 1024 / 1024:.1f} MB，超过 {limit} MB 的上限。名册一般不超过 2 MB，请检查是否选错了文件。")
+    job = ImportJob(kind=kind, school=school, uploaded_by=uploaded_by, file_name=upload.name[:200], sha256="")
+    job.file_path.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    with open(job.file_path, "wb") as handle:
+        for chunk in upload.chunks():
+            digest.update(chunk)
+            handle.write(chunk)
+    try:
+        check_xlsx_container(job.file_path)
+    except SheetError:
+        job.file_path.unlink(missing_ok=True)
+        raise
+    job.sha256 = digest.hexdigest()
+    job.full_clean()
+    job.save()
+    audit_event_record(
+        action=AuditEvent.Action.IMPORT,
+        user=uploaded_by,
+        object_type="schools.ImportJob",
+        object_id=str(job.public_id),
+        detail={"kind": kind, "file": job.file_name, "stage": "upload"},
+    )
+    return job
+
+
+def import_job_validate(*, job_id: int, importer) -> ImportJob:
+    """Read and check every row; store the problems and a preview of what importing would do."""
+    job = ImportJob.objects.select_related("school").get(pk=job_id)
+    if job.status != ImportJob.Status.VALIDATING:
+        return job
+    try:
+        sheet = read_sheet(job.file_path, importer.columns)
+    except SheetError as exc:
+        return _import_job_fail(job, str(exc))
+    ImportJob.objects.filter(pk=job.pk).update(total_rows=len(sheet.rows), processed_rows=0)
+
+    def progress(done: int) -> None:
+        ImportJob.objects.filter(pk=job.pk).update(processed_rows=done)
+
+    try:
+        checked = importer.check(sheet=sheet, school=job.school, progress=progress)
+    except SheetError as exc:
+        return _import_job_fail(job, str(exc))
+    job.total_rows = len(sheet.rows)
+    job.processed_rows = len(sheet.rows)
+    job.valid_rows = len(checked.valid)
+    job.invalid_rows = len(checked.invalid_rows)
+    job.problems = [problem.as_dict() for problem in checked.problems]
+    job.preview = checked.preview
+    job.status = ImportJob.Status.VALIDATED
+    job.save()
+    return job
+
+
+def import_job_confirm(*, job: ImportJob, acting_user: User, skip_invalid: bool) -> bool:
+    """Claim a validated job for applying. False when it was already claimed or cannot be applied."""
+    if job.invalid_rows and not skip_invalid:
+        return False
+    if not job.valid_rows:
+        return False
+    claimed = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.VALIDATED).update(
+        status=ImportJob.Status.IMPORTING, processed_rows=0, result={"skip_invalid": skip_invalid}
+    )
+    return claimed == 1
+
+
+def import_job_cancel(*, job: ImportJob, acting_user: User) -> bool:
+    cancelled = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.VALIDATED).update(
+        status=ImportJob.Status.CANCELLED, finished_at=timezone.now()
+    )
+    if cancelled:
+        job.file_path.unlink(missing_ok=True)
+    return cancelled == 1
+
+
+def import_job_apply(*, job_id: int, importer) -> ImportJob:
+    """Check the file again (the database may have changed since the preview) and apply the valid
+    rows in one transaction: either every valid row is stored, or nothing is."""
+    job = ImportJob.objects.select_related("school", "uploaded_by").get(pk=job_id)
+    if job.status != ImportJob.Status.IMPORTING:
+        return job
+    skip_invalid = bool(job.result.get("skip_invalid"))
+    try:
+        sheet = read_sheet(job.file_path, importer.columns)
+        checked = importer.check(sheet=sheet, school=job.school, progress=lambda done: None)
+        if checked.invalid_rows and not skip_invalid:
+            return _import_job_fail(job, "确认导入前数据已发生变化，文件中出现了新的错误行，未导入任何数据。请重新上传。")
+        with transaction.atomic():
+            result = importer.apply(checked=checked, school=job.school, acting_user=job.uploaded_by)
+            job.result = {**result, "skip_invalid": skip_invalid, "skipped_rows": len(checked.invalid_rows)}
+            job.status = ImportJob.Status.DONE
+            job.processed_rows = job.total_rows
+            job.finished_at = timezone.now()
+            job.save()
+            audit_event_record(
+                action=AuditEvent.Action.IMPORT,
+                user=job.uploaded_by,
+                object_type="schools.ImportJob",
+                object_id=str(job.public_id),
+                detail={"kind": job.kind, "file": job.file_name, "stage": "applied", **_counts(result)},
+            )
+    except SheetError as exc:
+        return _import_job_fail(job, str(exc))
+    except Exception:
+        logger.exception("import job %s failed", job.pk)
+        _import_job_fail(job, "导入时发生系统错误，未导入任何数据。请稍后重试或联系管理员。")
+        raise
+    job.file_path.unlink(missing_ok=True)
+    return job
+
+
+def _counts(result: dict) -> dict:
+    return {key: value for key, value in result.items() if isinstance(value, int)}
+
+
+def _import_job_fail(job: ImportJob, message: str) -> ImportJob:
+    job.status = ImportJob.Status.FAILED
+    job.error = message
+    job.finished_at = timezone.now()
+    job.save(update_fields=["status", "error", "finished_at"])
+    job.file_path.unlink(missing_ok=True)
+    return job
