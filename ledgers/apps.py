@@ -2,5 +2,5 @@ from django.apps import AppConfig
 
 
 class LedgersConfig(AppConfig):
-    default_auto_field = 'django.db.models.BigAutoField'
-    name = 'ledgers'
+    name = "ledgers"
+    verbose_name = "台账"

@@ -1,3 +1,1 @@
-from django.db import models
-
-# Create your models here.
+"""The ledgers (台账, DESIGN §6): built with the ledger work."""

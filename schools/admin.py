@@ -1,3 +1,137 @@
-from django.contrib import admin
+"""The bureau admin's back office: campaign and phases, zones, schools, accounts, assignments."""
 
-# Register your models here.
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.utils.translation import gettext_lazy as _
+
+from schools.models import (
+    AuditEvent,
+    Campaign,
+    ImportJob,
+    InspectorAssignment,
+    Phase,
+    School,
+    SchoolClass,
+    SchoolYear,
+    TeachingAssignment,
+    User,
+    Zone,
+)
+
+
+class PhaseInline(admin.TabularInline):
+    model = Phase
+    extra = 0
+    min_num = 1
+
+
+@admin.register(Campaign)
+class CampaignAdmin(admin.ModelAdmin):
+    list_display = ["year", "name", "school_year"]
+    inlines = [PhaseInline]
+
+
+@admin.register(SchoolYear)
+class SchoolYearAdmin(admin.ModelAdmin):
+    list_display = ["name", "start", "end"]
+
+
+@admin.register(Zone)
+class ZoneAdmin(admin.ModelAdmin):
+    list_display = ["code", "name"]
+    search_fields = ["name", "code"]
+
+
+class InspectorAssignmentInline(admin.TabularInline):
+    model = InspectorAssignment
+    extra = 0
+    autocomplete_fields = ["inspector"]
+    verbose_name = _("包联领导")
+    verbose_name_plural = _("包联领导")
+
+
+@admin.register(School)
+class SchoolAdmin(admin.ModelAdmin):
+    list_display = ["code", "name", "kind", "zone", "contact_name", "contact_phone"]
+    list_filter = ["zone", "kind"]
+    search_fields = ["name", "code"]
+    inlines = [InspectorAssignmentInline]
+
+
+@admin.register(SchoolClass)
+class SchoolClassAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "school", "school_year", "head_teacher"]
+    list_filter = ["school_year", "grade", "school__zone"]
+    search_fields = ["school__name"]
+    autocomplete_fields = ["school", "head_teacher"]
+    list_select_related = ["school", "school_year", "head_teacher"]
+
+
+@admin.register(TeachingAssignment)
+class TeachingAssignmentAdmin(admin.ModelAdmin):
+    list_display = ["teacher", "school_class", "subject"]
+    search_fields = ["teacher__real_name", "teacher__username", "school_class__school__name"]
+    autocomplete_fields = ["teacher", "school_class"]
+    list_select_related = ["teacher", "school_class__school"]
+
+
+@admin.register(InspectorAssignment)
+class InspectorAssignmentAdmin(admin.ModelAdmin):
+    list_display = ["inspector", "school"]
+    list_filter = ["inspector"]
+    search_fields = ["inspector__real_name", "school__name"]
+    autocomplete_fields = ["inspector", "school"]
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin):
+    list_display = ["username", "real_name", "role", "school", "zone", "is_active", "last_login"]
+    list_filter = ["role", "is_active", "zone", "school__zone"]
+    search_fields = ["username", "real_name", "phone", "school__name"]
+    list_select_related = ["school", "zone"]
+    autocomplete_fields = ["school", "zone"]
+    fieldsets = [
+        (None, {"fields": ["username", "password"]}),
+        (_("个人信息"), {"fields": ["real_name", "phone", "email"]}),
+        (_("角色与单位"), {"fields": ["role", "school", "zone", "must_change_password"]}),
+        (_("权限"), {"fields": ["is_active", "is_staff", "is_superuser"]}),
+        (_("时间"), {"fields": ["last_login", "date_joined"]}),
+    ]
+    add_fieldsets = [
+        (
+            None,
+            {
+                "classes": ["wide"],
+                "fields": ["username", "real_name", "role", "school", "zone", "password1", "password2"],
+            },
+        ),
+    ]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records the application writes itself: readable and searchable, never edited by hand."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ["at", "username", "action", "object_type", "object_id", "ip", "path"]
+    list_filter = ["action", "object_type"]
+    search_fields = ["username", "object_id", "ip", "path"]
+    date_hierarchy = "at"
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "school", "kind", "file_name", "status", "total_rows", "invalid_rows"]
+    list_filter = ["kind", "status"]
+    search_fields = ["school__name", "file_name"]
+    exclude = ["result"]  # holds one-time passwords until they are handed out

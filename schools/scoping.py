@@ -6,7 +6,9 @@ can learn that another school's record exists, and the attempt is written to the
 """
 
 import logging
+from functools import wraps
 
+from django.contrib.auth.views import redirect_to_login
 from django.db import models
 from django.http import Http404, HttpRequest
 
@@ -41,3 +43,21 @@ def deny(request: HttpRequest, *, object_type: str, object_id: str) -> None:
 
 def _lookup_text(lookup: dict) -> str:
     return ",".join(f"{key}={value}" for key, value in lookup.items())[:64]
+
+
+def require_roles(*roles: str):
+    """Let only these roles reach a view; anyone else gets the same 404 as for a missing page."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if request.user.role not in roles:
+                deny(request, object_type="view", object_id=request.resolver_match.view_name)
+                raise Http404
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator

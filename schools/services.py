@@ -4,13 +4,14 @@ import hashlib
 import logging
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
 from schools.importing import SheetError, check_xlsx_container, read_sheet
-from schools.models import AuditEvent, ImportJob, School, User
+from schools.models import AuditEvent, ImportJob, School, SchoolClass, SchoolYear, User
 
 logger = logging.getLogger("homevisit.imports")
 
@@ -31,6 +32,7 @@ def audit_event_record(
     object_type: str = "",
     object_id: str = "",
     detail: dict | None = None,
+    username: str = "",
 ) -> AuditEvent:
     """Append one audit row. The only code that writes ``AuditEvent``; nothing updates or deletes it."""
     if user is None and request is not None and request.user.is_authenticated:
@@ -38,7 +40,7 @@ def audit_event_record(
     return AuditEvent.objects.create(
         action=action,
         user=user,
-        username=user.username if user else "",
+        username=user.username if user else username[:150],
         object_type=object_type,
         object_id=str(object_id)[:64],
         ip=client_ip(request),
@@ -56,7 +58,10 @@ def import_job_create(*, kind: str, school: School, uploaded_by: User, upload: U
     """Store an uploaded file privately and open a job for it; the caller queues validation."""
     if upload.size > settings.IMPORT_MAX_UPLOAD_BYTES:
         limit = settings.IMPORT_MAX_UPLOAD_BYTES // (1024 * 1024)
-        raise SheetError(f"文件大小为 {upload.size / 1024 / 1024:.1f} MB，超过 {limit} MB 的上限。名册一般不超过 2 MB，请检查是否选错了文件。")
+        raise SheetError(
+            f"文件大小为 {upload.size / 1024 / 1024:.1f} MB，超过 {limit} MB 的上限。"
+            "名册一般不超过 2 MB，请检查是否选错了文件。"
+        )
     job = ImportJob(kind=kind, school=school, uploaded_by=uploaded_by, file_name=upload.name[:200], sha256="")
     job.file_path.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
@@ -143,7 +148,9 @@ def import_job_apply(*, job_id: int, importer) -> ImportJob:
         sheet = read_sheet(job.file_path, importer.columns)
         checked = importer.check(sheet=sheet, school=job.school, progress=lambda done: None)
         if checked.invalid_rows and not skip_invalid:
-            return _import_job_fail(job, "确认导入前数据已发生变化，文件中出现了新的错误行，未导入任何数据。请重新上传。")
+            return _import_job_fail(
+                job, "确认导入前数据已发生变化，文件中出现了新的错误行，未导入任何数据。请重新上传。"
+            )
         with transaction.atomic():
             result = importer.apply(checked=checked, school=job.school, acting_user=job.uploaded_by)
             job.result = {**result, "skip_invalid": skip_invalid, "skipped_rows": len(checked.invalid_rows)}
@@ -179,3 +186,30 @@ def _import_job_fail(job: ImportJob, message: str) -> ImportJob:
     job.save(update_fields=["status", "error", "finished_at"])
     job.file_path.unlink(missing_ok=True)
     return job
+
+
+def school_classes_create(*, school: School, grade: int, numbers: list[int], acting_user: User) -> list[SchoolClass]:
+    """Create the classes of a grade for the current school year; existing ones are left as they are."""
+    year = SchoolYear.current()
+    if year is None:
+        raise ValidationError("尚未设置当前学年，请联系教育局管理员。")
+    with transaction.atomic():
+        existing = set(
+            SchoolClass.objects.filter(school=school, school_year=year, grade=grade).values_list("number", flat=True)
+        )
+        created = []
+        for number in numbers:
+            if number in existing:
+                continue
+            school_class = SchoolClass(school=school, school_year=year, grade=grade, number=number)
+            school_class.full_clean()
+            school_class.save()
+            created.append(school_class)
+        audit_event_record(
+            action=AuditEvent.Action.CHANGE,
+            user=acting_user,
+            object_type="schools.SchoolClass",
+            object_id=str(school.pk),
+            detail={"created_classes": [c.name for c in created]},
+        )
+    return created

@@ -1,3 +1,217 @@
-from django.shortcuts import render
+"""Pages of the organisation: schools, staff, classes, and the import workflow shared by the roster
+and staff imports. Every object is fetched through ``schools.scoping``."""
 
-# Create your views here.
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import openpyxl
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import FileResponse, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse, reverse_lazy
+from django.views.decorators.http import require_POST
+
+from schools.forms import ClassCreateForm, ImportUploadForm
+from schools.importing import SheetError
+from schools.models import AuditEvent, ImportJob, Role, School
+from schools.scoping import get_object_for_user, require_roles
+from schools.selectors import classes_of_school, current_campaign_phase, schools_for_user, staff_of_school
+from schools.services import (
+    audit_event_record,
+    import_job_cancel,
+    import_job_confirm,
+    import_job_create,
+    school_classes_create,
+)
+
+XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+PROBLEMS_SHOWN = 1000
+
+
+def schools_home(request: HttpRequest) -> HttpResponse:
+    """Home of zone admins, inspectors and the bureau: the schools they may see."""
+    campaign, phase = current_campaign_phase()
+    return render(
+        request,
+        "schools/schools_home.html",
+        {"rows": schools_for_user(request.user), "campaign": campaign, "phase": phase},
+    )
+
+
+@login_required
+def school_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    school = get_object_for_user(School.objects.select_related("zone"), request, pk=pk)
+    classes = classes_of_school(school)
+    campaign, phase = current_campaign_phase()
+    is_admin = request.user.role == Role.SCHOOL_ADMIN
+    return render(
+        request,
+        "schools/school_detail.html",
+        {
+            "school": school,
+            "classes": classes,
+            "student_total": sum(c.student_count for c in classes),
+            "staff_total": school.staff.filter(is_active=True).count(),
+            "campaign": campaign,
+            "phase": phase,
+            "is_admin": is_admin,
+            "recent_imports": ImportJob.objects.visible_to(request.user).filter(school=school)[:5] if is_admin else [],
+        },
+    )
+
+
+@login_required
+def school_staff(request: HttpRequest, pk: int) -> HttpResponse:
+    school = get_object_for_user(School, request, pk=pk)
+    return render(request, "schools/staff_list.html", {"school": school, "staff": staff_of_school(school)})
+
+
+@require_roles(Role.SCHOOL_ADMIN)
+def class_create(request: HttpRequest) -> HttpResponse:
+    school = request.user.school
+    form = ClassCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            created = school_classes_create(
+                school=school,
+                grade=form.cleaned_data["grade"],
+                numbers=form.cleaned_data["numbers"],
+                acting_user=request.user,
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            if created:
+                messages.success(request, f"已添加 {len(created)} 个班级：{'、'.join(c.name for c in created)}。")
+            else:
+                messages.info(request, "这些班级都已存在，没有新增。")
+            return redirect("class_create")
+    return render(
+        request, "schools/class_form.html", {"form": form, "school": school, "classes": classes_of_school(school)}
+    )
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Changing the password also clears the first-login requirement of imported accounts."""
+
+    success_url = reverse_lazy("password_change_done")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        if self.request.user.must_change_password:
+            self.request.user.must_change_password = False
+            self.request.user.save(update_fields=["must_change_password"])
+        return response
+
+
+# --- imports -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImportSpec:
+    """One kind of import: its two Celery tasks (which know the importer), its template and URL names."""
+
+    kind: str
+    title: str
+    validate_task: object
+    apply_task: object
+    template_workbook: Callable[[], openpyxl.Workbook]
+    url_prefix: str
+    hint: str
+
+    def url(self, suffix: str, *args) -> str:
+        return reverse(f"{self.url_prefix}_{suffix}", args=args)
+
+
+def _job_for_user(request: HttpRequest, spec: ImportSpec, public_id) -> ImportJob:
+    return get_object_for_user(
+        ImportJob.objects.filter(kind=spec.kind).select_related("uploaded_by"), request, public_id=public_id
+    )
+
+
+@require_roles(Role.SCHOOL_ADMIN)
+def import_upload(request: HttpRequest, spec: ImportSpec) -> HttpResponse:
+    form = ImportUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = import_job_create(
+                kind=spec.kind, school=request.user.school, uploaded_by=request.user, upload=form.cleaned_data["file"]
+            )
+        except SheetError as exc:
+            form.add_error("file", str(exc))
+        else:
+            transaction.on_commit(lambda: spec.validate_task.delay(job.pk))
+            return redirect(spec.url("job", job.public_id))
+    recent = ImportJob.objects.visible_to(request.user).filter(kind=spec.kind)[:10]
+    return render(request, "imports/upload.html", {"form": form, "spec": spec, "recent": recent})
+
+
+@require_roles(Role.SCHOOL_ADMIN)
+def import_job(request: HttpRequest, public_id, spec: ImportSpec) -> HttpResponse:
+    job = _job_for_user(request, spec, public_id)
+    return render(
+        request,
+        "imports/job.html",
+        {
+            "job": job,
+            "spec": spec,
+            "problems": job.problems[:PROBLEMS_SHOWN],
+            "problems_hidden": max(0, len(job.problems) - PROBLEMS_SHOWN),
+        },
+    )
+
+
+@require_POST
+@require_roles(Role.SCHOOL_ADMIN)
+def import_job_confirm_view(request: HttpRequest, public_id, spec: ImportSpec) -> HttpResponse:
+    job = _job_for_user(request, spec, public_id)
+    skip_invalid = request.POST.get("skip_invalid") == "1"
+    if import_job_confirm(job=job, acting_user=request.user, skip_invalid=skip_invalid):
+        transaction.on_commit(lambda: spec.apply_task.delay(job.pk))
+    else:
+        messages.warning(request, "这个导入任务已在处理或不能导入，请查看当前状态。")
+    return redirect(spec.url("job", job.public_id))
+
+
+@require_POST
+@require_roles(Role.SCHOOL_ADMIN)
+def import_job_cancel_view(request: HttpRequest, public_id, spec: ImportSpec) -> HttpResponse:
+    job = _job_for_user(request, spec, public_id)
+    if import_job_cancel(job=job, acting_user=request.user):
+        messages.info(request, "已取消，没有导入任何数据。")
+    return redirect(spec.url("upload"))
+
+
+@require_roles(Role.SCHOOL_ADMIN)
+def import_problems_xlsx(request: HttpRequest, public_id, spec: ImportSpec) -> HttpResponse:
+    """The problem list as a workbook, so that a clerk can work through it beside the roster."""
+    job = _job_for_user(request, spec, public_id)
+    workbook = openpyxl.Workbook(write_only=True)
+    sheet = workbook.create_sheet("错误清单")
+    sheet.append(["行号", "列", "问题"])
+    for problem in job.problems:
+        sheet.append([problem["row"], problem["column"], _neutralise(problem["message"])])
+    return _xlsx_response(workbook, f"{spec.title}错误清单.xlsx")
+
+
+@require_roles(Role.SCHOOL_ADMIN)
+def import_template(request: HttpRequest, spec: ImportSpec) -> HttpResponse:
+    audit_event_record(action=AuditEvent.Action.EXPORT, request=request, object_type="template", object_id=spec.kind)
+    return _xlsx_response(spec.template_workbook(), f"{spec.title}模板.xlsx")
+
+
+def _neutralise(text: str) -> str:
+    """Keep a cell that starts like a formula from being run by the spreadsheet that opens it."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@") else text
+
+
+def _xlsx_response(workbook: openpyxl.Workbook, filename: str) -> FileResponse:
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    buffer.seek(0)
+    return FileResponse(buffer, as_attachment=True, filename=filename, content_type=XLSX_CONTENT_TYPE)

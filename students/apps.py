@@ -2,5 +2,5 @@ from django.apps import AppConfig
 
 
 class StudentsConfig(AppConfig):
-    default_auto_field = 'django.db.models.BigAutoField'
-    name = 'students'
+    name = "students"
+    verbose_name = "学生"

@@ -101,9 +101,7 @@ class RosterImporter:
         school_year = SchoolYear.current()
         if school_year is None:
             raise SheetError("尚未设置当前学年，无法对应班级。请联系教育局管理员设置学年。")
-        classes = {
-            (c.grade, c.number): c for c in SchoolClass.objects.filter(school=school, school_year=school_year)
-        }
+        classes = {(c.grade, c.number): c for c in SchoolClass.objects.filter(school=school, school_year=school_year)}
         checked = Checked()
         rows: list[RosterRow] = []
         first_seen: dict[str, int] = {}
@@ -272,7 +270,9 @@ class RosterImporter:
             student = existing.get(row.student_number)
             if student is not None and student.school_id != school.pk and student.status == Student.Status.ACTIVE:
                 checked.add_problem(
-                    row.row, LABELS["student_number"], "该学籍号已登记在本县另一所学校的在读学生名下，请先由原学校办理转出"
+                    row.row,
+                    LABELS["student_number"],
+                    "该学籍号已登记在本县另一所学校的在读学生名下，请先由原学校办理转出",
                 )
                 continue
             owner = id_owner.get(row.values.get("id_number") or "")
@@ -291,9 +291,9 @@ class RosterImporter:
             changes.append(FIELD_LABELS["status"])
         guardians = list(student.guardians.all())
         first = guardians[0] if guardians else None
-        if row.guardian and any(row.guardian.values()):
-            if first is None or any(getattr(first, key) != value for key, value in row.guardian.items()):
-                changes.append("监护人")
+        guardian_given = row.guardian and any(row.guardian.values())
+        if guardian_given and (first is None or any(getattr(first, k) != v for k, v in row.guardian.items())):
+            changes.append("监护人")
         today = timezone.localdate()
         in_force = set(student.categories_on(today))
         for category, wanted in row.categories.items():
@@ -388,14 +388,20 @@ class RosterImporter:
                         record.end = today - datetime.timedelta(days=1)
                         ended.append(record)
 
-        update_fields = sorted({key for row in checked.valid if row.changes for key in row.values} | {"school", "status"})
+        update_fields = sorted(
+            {key for row in checked.valid if row.changes for key in row.values} | {"school", "status"}
+        )
         Student.objects.bulk_update(changed, [*update_fields, "updated_at"], batch_size=500)
         Guardian.objects.bulk_create(guardians, batch_size=500)
         Guardian.objects.bulk_update(changed_guardians, ["name", "relation", "phone"], batch_size=500)
         StudentCategory.objects.bulk_create(categories, batch_size=500)
         StudentCategory.objects.bulk_update(ended, ["end"], batch_size=500)
         StudentCategory.objects.filter(pk__in=withdrawn).delete()
-        return {"created": len(students), "updated": len(changed), "unchanged": len(checked.valid) - len(students) - len(changed)}
+        return {
+            "created": len(students),
+            "updated": len(changed),
+            "unchanged": len(checked.valid) - len(students) - len(changed),
+        }
 
 
 def _roster_category(student: Student, category: str, day: datetime.date) -> StudentCategory | None:

@@ -2,5 +2,5 @@ from django.apps import AppConfig
 
 
 class VisitsConfig(AppConfig):
-    default_auto_field = 'django.db.models.BigAutoField'
-    name = 'visits'
+    name = "visits"
+    verbose_name = "家访"

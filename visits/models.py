@@ -1,3 +1,1 @@
-from django.db import models
-
-# Create your models here.
+"""Visit records and safety reports (DESIGN §4, §5): built with the visit issue."""
