@@ -128,7 +128,9 @@ def read_sheet(path: Path, columns: Iterable[Column]) -> Sheet:
         raise SheetError(
             f"工作表「{title}」缺少必填列：{'、'.join(missing)}。请使用下载的模板，或把表头改为模板中的名称。"
         )
-    raise SheetError(f"没有找到表头行：文件中没有哪个工作表的前 {HEADER_SEARCH_ROWS} 行包含{required}等列。请使用下载的模板。")
+    raise SheetError(
+        f"没有找到表头行：文件中没有哪个工作表的前 {HEADER_SEARCH_ROWS} 行包含{required}等列。请使用下载的模板。"
+    )
 
 
 def _find_header(worksheet, columns: list[Column]) -> tuple[int, dict[str, int]] | None:

@@ -191,7 +191,9 @@ class SchoolClassQuerySet(models.QuerySet):
 
 class SchoolClass(models.Model):
     school = models.ForeignKey(School, verbose_name=_("学校"), on_delete=models.PROTECT, related_name="classes")
-    school_year = models.ForeignKey(SchoolYear, verbose_name=_("学年"), on_delete=models.PROTECT, related_name="classes")
+    school_year = models.ForeignKey(
+        SchoolYear, verbose_name=_("学年"), on_delete=models.PROTECT, related_name="classes"
+    )
     grade = models.IntegerField(_("年级"), choices=Grade.choices)
     number = models.PositiveSmallIntegerField(_("班号"))
     head_teacher = models.ForeignKey(
