@@ -32,6 +32,8 @@ def main() -> None:
     from django.test.utils import setup_test_environment
 
     setup_test_environment()
+    if connection.vendor != "sqlite":  # keep clear of the test suite's reusable database
+        connection.settings_dict["TEST"]["NAME"] = f"bench_{connection.settings_dict['NAME']}"
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
     try:
         run(args.rows, args.repeat)
