@@ -60,7 +60,7 @@ def import_job_create(*, kind: str, school: School, uploaded_by: User, upload: U
         limit = settings.IMPORT_MAX_UPLOAD_BYTES // (1024 * 1024)
         raise SheetError(
             f"文件大小为 {upload.size / 1024 / 1024:.1f} MB，超过 {limit} MB 的上限。"
-            "名册一般不超过 2 MB，请检查是否选错了文件。"
+            "这类名单一般不超过 2 MB，请检查是否选错了文件。"
         )
     job = ImportJob(kind=kind, school=school, uploaded_by=uploaded_by, file_name=upload.name[:200], sha256="")
     job.file_path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,19 +92,21 @@ def import_job_validate(*, job_id: int, importer) -> ImportJob:
     job = ImportJob.objects.select_related("school").get(pk=job_id)
     if job.status != ImportJob.Status.VALIDATING:
         return job
-    try:
-        sheet = read_sheet(job.file_path, importer.columns)
-    except SheetError as exc:
-        return _import_job_fail(job, str(exc))
-    ImportJob.objects.filter(pk=job.pk).update(total_rows=len(sheet.rows), processed_rows=0)
 
     def progress(done: int) -> None:
         ImportJob.objects.filter(pk=job.pk).update(processed_rows=done)
 
     try:
+        sheet = read_sheet(job.file_path, importer.columns)
+        ImportJob.objects.filter(pk=job.pk).update(total_rows=len(sheet.rows), processed_rows=0)
         checked = importer.check(sheet=sheet, school=job.school, progress=progress)
     except SheetError as exc:
         return _import_job_fail(job, str(exc))
+    except Exception:
+        # A page polling this job must not wait for ever on a job that died.
+        logger.exception("import job %s failed while validating", job.pk)
+        _import_job_fail(job, "校验时发生系统错误，没有导入任何数据。请稍后重试或联系管理员。")
+        raise
     job.total_rows = len(sheet.rows)
     job.processed_rows = len(sheet.rows)
     job.valid_rows = len(checked.valid)
@@ -152,6 +154,9 @@ def import_job_apply(*, job_id: int, importer) -> ImportJob:
                 job, "确认导入前数据已发生变化，文件中出现了新的错误行，未导入任何数据。请重新上传。"
             )
         with transaction.atomic():
+            # Claim the job under a row lock: a task delivered twice applies the file once.
+            if not ImportJob.objects.select_for_update().filter(pk=job.pk, status=ImportJob.Status.IMPORTING).exists():
+                return job
             result = importer.apply(checked=checked, school=job.school, acting_user=job.uploaded_by)
             job.result = {**result, "skip_invalid": skip_invalid, "skipped_rows": len(checked.invalid_rows)}
             job.status = ImportJob.Status.DONE
