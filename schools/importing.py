@@ -96,7 +96,11 @@ def read_sheet(path: Path, columns: Iterable[Column]) -> Sheet:
         raise SheetError("文件已损坏，无法作为 Excel 工作簿打开。请重新导出后上传。") from None
     try:
         best_missing: tuple[str, list[str]] | None = None
+        empty_title: str | None = None
         for worksheet in workbook.worksheets:
+            # Some exporters write a wrong used range (<dimension ref="A1:A1">); read-only mode
+            # would trust it and cut every row to one cell.
+            worksheet.reset_dimensions()
             found = _find_header(worksheet, columns)
             if found is None:
                 continue
@@ -118,10 +122,18 @@ def read_sheet(path: Path, columns: Iterable[Column]) -> Sheet:
                     (number, {key: values[pos] if pos < len(values) else None for key, pos in positions.items()})
                 )
             if not sheet.rows:
-                raise SheetError(f"工作表「{worksheet.title}」在表头下面没有数据行。")
+                # An emptied template sheet must not hide the data pasted into another sheet.
+                empty_title = empty_title or worksheet.title
+                continue
             return sheet
+    except SheetError:
+        raise
+    except Exception:  # a sheet's XML is parsed only while its rows are read: a broken one fails here
+        raise SheetError("文件已损坏，无法作为 Excel 工作簿打开。请重新导出后上传。") from None
     finally:
         workbook.close()
+    if empty_title:
+        raise SheetError(f"工作表「{empty_title}」在表头下面没有数据行。")
     required = "、".join(f"「{c.label}」" for c in columns if c.required)
     if best_missing:
         title, missing = best_missing
@@ -165,6 +177,19 @@ def clean_text(value: object) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+def lost_digits(value: object) -> bool:
+    """A number cell of more than 15 digits: Excel keeps only 15, so the tail is already zeros."""
+    return isinstance(value, float) and abs(value) >= 1e15
+
+
+EXCEL_ERRORS = {"#N/A", "#REF!", "#VALUE!", "#DIV/0!", "#NAME?", "#NULL!", "#NUM!", "#SPILL!", "#CALC!"}
+
+
+def excel_error(value: object) -> str | None:
+    """The error a formula cell shows (#N/A, #REF!, …): never data, so never imported as a name."""
+    return value if isinstance(value, str) and value.strip().upper() in EXCEL_ERRORS else None
+
+
 def clean_code(value: object) -> str:
     """An identifier (学籍号, 身份证件号, phone): no spaces at all, letters upper-case."""
     return clean_text(value).replace(" ", "").upper()
@@ -183,11 +208,9 @@ def parse_date(value: object) -> datetime.date:
         return value.date()
     if isinstance(value, datetime.date):
         return value
+    # An Excel serial day number; 20150308 typed as a number is past this range and read as text.
     if isinstance(value, int | float) and not isinstance(value, bool) and 1 <= value < 2958466:
-        if value >= 19000101:  # 20150308 typed as a number
-            value = str(int(value))
-        else:
-            return from_excel(value).date()
+        return from_excel(value).date()
     text = clean_code(value)
     for pattern in _DATE_PATTERNS:
         match = pattern.match(text)
@@ -274,9 +297,6 @@ _GRADE_WORDS = {
     "高一": 10,
     "高二": 11,
     "高三": 12,
-    "七年级": 7,
-    "八年级": 8,
-    "九年级": 9,
     "小": -2,
     "中": -1,
     "大": 0,
@@ -303,10 +323,9 @@ def _chinese_number(text: str) -> int | None:
 
 def parse_grade(value: object) -> int:
     """一年级, 1年级, 1, 初一, 七年级, 高二, 大班 → the grade number (kindergarten ≤ 0)."""
-    text = clean_code(value).replace("级", "")
-    if text in _GRADE_WORDS or text + "级" in _GRADE_WORDS:
-        return _GRADE_WORDS.get(text, _GRADE_WORDS.get(text + "级"))
-    text = text.removesuffix("年")
+    text = clean_code(value).replace("级", "").removesuffix("年")
+    if text in _GRADE_WORDS:
+        return _GRADE_WORDS[text]
     number = _chinese_number(text)
     if number is None or not 1 <= number <= 12:
         raise ValueError(f"「{clean_text(value)}」不是可识别的年级")

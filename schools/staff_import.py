@@ -29,6 +29,7 @@ from schools.importing import (
     SheetError,
     clean_code,
     clean_text,
+    excel_error,
     parse_class,
     parse_phone,
 )
@@ -199,6 +200,9 @@ class StaffImporter:
                 problem(key, f"本校当前学年没有「{text}」这个班级，请先在「班级管理」中添加")
             return grade_number[0], school_class
 
+        for key, value in cells.items():
+            if excel_error(value):
+                problem(key, f"单元格是 Excel 错误值「{value}」，请修正公式或填入实际内容")
         name = clean_text(cells.get("name"))
         if not name:
             problem("name", "姓名不能为空")

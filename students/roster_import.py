@@ -21,8 +21,10 @@ from schools.importing import (
     SheetError,
     clean_code,
     clean_text,
+    excel_error,
     id_number_birth_date,
     id_number_gender,
+    lost_digits,
     parse_class,
     parse_date,
     parse_gender,
@@ -78,6 +80,7 @@ FIELD_LABELS = {
     "status": "在读状态",
 }
 PREVIEW_ROWS = 200
+LOST_DIGITS = "单元格是数字格式，Excel 只保留 15 位数字，后几位已变成 0。请把该列设为“文本”后重新填写"
 RESIDENT_ID_TYPES = {"", "居民身份证", "身份证", "中华人民共和国居民身份证"}
 
 
@@ -130,6 +133,9 @@ class RosterImporter:
         def problem(key: str, message: str) -> None:
             checked.add_problem(number, LABELS[key], message)
 
+        for key, value in cells.items():
+            if excel_error(value):
+                problem(key, f"单元格是 Excel 错误值「{value}」，请修正公式或填入实际内容")
         values: dict = {}
         name = clean_text(cells.get("name"))
         if not name:
@@ -141,13 +147,17 @@ class RosterImporter:
         student_number = clean_code(cells.get("student_number"))
         if not student_number:
             problem("student_number", "学籍号不能为空")
+        elif lost_digits(cells.get("student_number")):
+            problem("student_number", LOST_DIGITS)
         elif not student_number.isalnum() or not 6 <= len(student_number) <= 32 or not student_number.isascii():
             problem("student_number", f"「{student_number}」不是有效的学籍号（6—32 位字母或数字）")
 
         id_number = clean_code(cells.get("id_number")) if sheet.has("id_number") else ""
         id_valid = False
         if id_number:
-            if clean_text(cells.get("id_type")) in RESIDENT_ID_TYPES:
+            if lost_digits(cells.get("id_number")):
+                problem("id_number", LOST_DIGITS)
+            elif clean_text(cells.get("id_type")) in RESIDENT_ID_TYPES:
                 try:
                     validate_id_number(id_number)
                     id_valid = True
@@ -193,7 +203,8 @@ class RosterImporter:
         try:
             grade, class_number = parse_class(cells.get("grade"), cells.get("class_name"))
         except ValueError as exc:
-            problem("class_name", str(exc))
+            # parse_class would speak of the grade first; an empty 班级 cell is what the clerk must fix.
+            problem("class_name", str(exc) if clean_text(cells.get("class_name")) else "班级不能为空")
         else:
             school_class = classes.get((grade, class_number))
             if school_class is None:
@@ -298,7 +309,7 @@ class RosterImporter:
         in_force = set(student.categories_on(today))
         for category, wanted in row.categories.items():
             if wanted != (category in in_force) and (wanted or _roster_category(student, category, today)):
-                changes.append(Category(category).label)
+                changes.append(str(Category(category).label))
         return changes
 
     @staticmethod
