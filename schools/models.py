@@ -84,6 +84,11 @@ class School(models.Model):
     address = models.CharField(_("地址"), max_length=200, blank=True)
     contact_name = models.CharField(_("联系人"), max_length=50, blank=True)
     contact_phone = models.CharField(_("联系电话"), max_length=30, blank=True)
+    safety_grace_minutes = models.PositiveSmallIntegerField(
+        _("报平安宽限（分钟）"), default=30, help_text=_("预计返回时间过后多久仍未报平安即视为超时。")
+    )
+    # Set when a visit or the roster changes; the statistics job recomputes the school and clears it.
+    statistics_stale_since = models.DateTimeField(_("统计待更新时间"), null=True, blank=True, editable=False)
 
     objects = SchoolQuerySet.as_manager()
 

@@ -1,8 +1,7 @@
 """Pages of the organisation: schools, staff, classes, and the import workflow shared by the roster
 and staff imports. Every object is fetched through ``schools.scoping``."""
 
-import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import openpyxl
@@ -11,11 +10,12 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.views.decorators.http import require_POST
 
+from schools.exports import workbook_response, write_xlsx
 from schools.forms import ClassCreateForm, ImportUploadForm
 from schools.importing import SheetError
 from schools.models import AuditEvent, ImportJob, Role, School
@@ -29,12 +29,15 @@ from schools.services import (
     school_classes_create,
 )
 
-XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PROBLEMS_SHOWN = 1000
 
 
-def schools_home(request: HttpRequest) -> HttpResponse:
-    """Home of zone admins, inspectors and the bureau: the schools they may see."""
+@login_required
+def organisation_home(request: HttpRequest) -> HttpResponse:
+    """A school admin lands on the school; zone admins, inspectors and the bureau on the schools
+    they may see. (Teachers land on 「我的学生」, built by the visits app.)"""
+    if request.user.role == Role.SCHOOL_ADMIN:
+        return redirect("school_detail", pk=request.user.school_id)
     campaign, phase = current_campaign_phase()
     return render(
         request,
@@ -191,27 +194,19 @@ def import_job_cancel_view(request: HttpRequest, public_id, spec: ImportSpec) ->
 def import_problems_xlsx(request: HttpRequest, public_id, spec: ImportSpec) -> HttpResponse:
     """The problem list as a workbook, so that a clerk can work through it beside the roster."""
     job = _job_for_user(request, spec, public_id)
-    workbook = openpyxl.Workbook(write_only=True)
-    sheet = workbook.create_sheet("错误清单")
-    sheet.append(["行号", "列", "问题"])
+    export = write_xlsx(
+        _problem_rows(job), filename=f"{spec.title}错误清单.xlsx", sheet_title="错误清单", widths=[8, 20, 80]
+    )
+    return export.response()
+
+
+def _problem_rows(job: ImportJob) -> Iterator[list]:
+    yield ["行号", "列", "问题"]
     for problem in job.problems:
-        sheet.append([problem["row"], problem["column"], _neutralise(problem["message"])])
-    return _xlsx_response(workbook, f"{spec.title}错误清单.xlsx")
+        yield [problem["row"], problem["column"], problem["message"]]
 
 
 @require_roles(Role.SCHOOL_ADMIN)
 def import_template(request: HttpRequest, spec: ImportSpec) -> HttpResponse:
     audit_event_record(action=AuditEvent.Action.EXPORT, request=request, object_type="template", object_id=spec.kind)
-    return _xlsx_response(spec.template_workbook(), f"{spec.title}模板.xlsx")
-
-
-def _neutralise(text: str) -> str:
-    """Keep a cell that starts like a formula from being run by the spreadsheet that opens it."""
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@") else text
-
-
-def _xlsx_response(workbook: openpyxl.Workbook, filename: str) -> FileResponse:
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    buffer.seek(0)
-    return FileResponse(buffer, as_attachment=True, filename=filename, content_type=XLSX_CONTENT_TYPE)
+    return workbook_response(spec.template_workbook(), filename=f"{spec.title}模板.xlsx")

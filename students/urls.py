@@ -22,9 +22,7 @@ ROSTER_IMPORT = ImportSpec(
 )
 
 urlpatterns = [
-    path("", views.home, name="home"),
     path("students/", views.student_list, name="student_list"),
-    path("students/<uuid:public_id>/", views.student_detail, name="student_detail"),
     path("classes/<int:pk>/", views.class_detail, name="class_detail"),
     *import_urls("roster/import", ROSTER_IMPORT),
 ]

@@ -77,7 +77,7 @@ def test_the_teacher_page_query_count_does_not_grow_with_students(world, login, 
         factories.GuardianFactory(student=student)
     with django_assert_max_num_queries(len(small.captured_queries)):
         response = client.get("/")
-    assert len(response.context["classes"][0].active_students) == 61
+    assert len(response.context["classes"][0].rows) == 61
 
 
 def test_the_schools_page_query_count_does_not_grow_with_schools(world, login, django_assert_max_num_queries):

@@ -1,0 +1,214 @@
+"""Writes of visit records: drafts, submission, corrections with their history (DESIGN §4)."""
+
+import datetime
+from dataclasses import dataclass, field
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from schools.models import AuditEvent, Campaign, Phase, Role, School, User
+from schools.services import audit_event_record
+from students.models import Student
+from visits.models import Content, Method, Revision, Suggestion, Visit
+
+# A phone's clock may run a little ahead of the server's.
+FUTURE_TOLERANCE = datetime.timedelta(minutes=10)
+SUGGESTIONS_MAX = 10
+
+
+class VisitConflict(Exception):
+    """Someone else saved the record after this form was opened; ``visit`` is their version."""
+
+    def __init__(self, visit: Visit):
+        super().__init__("visit changed by someone else")
+        self.visit = visit
+
+
+@dataclass
+class VisitData:
+    """What a visit form carries, already parsed; the services check the rules."""
+
+    visited_at: datetime.datetime
+    method: str
+    students: list[Student]
+    companions: list[User] = field(default_factory=list)
+    guardians_met: str = ""
+    contents: list[str] = field(default_factory=list)
+    situation: str = ""
+    measures: str = ""
+    consent_recorded: bool = False
+    integrity_declared: bool = False
+    suggestions: list[dict] = field(default_factory=list)  # {"text", "reply", "to_school"}
+
+
+# Field label and how to show a value, for the history of a submitted record.
+TRACKED_FIELDS = {
+    "visited_at": ("家访时间", lambda v: timezone.localtime(v).strftime("%Y-%m-%d %H:%M")),
+    "method": ("家访方式", lambda v: str(Method(v).label)),
+    "guardians_met": ("接待家长及关系", str),
+    "contents": ("家访内容", lambda v: "、".join(str(Content(c).label) for c in Content.values if c in v)),
+    "situation": ("情况记录", str),
+    "measures": ("商定措施", str),
+    "consent_recorded": ("家长知情同意", lambda v: "是" if v else "否"),
+    "integrity_declared": ("廉洁承诺", lambda v: "是" if v else "否"),
+}
+
+
+def visit_save_draft(
+    *, visit: Visit | None, data: VisitData, acting_user: User, expected_version: int | None = None
+) -> Visit:
+    """Create or update a record without the completeness rules of submission. Saving a submitted
+    record keeps it submitted and writes what changed to its history."""
+    return _visit_write(
+        visit=visit, data=data, acting_user=acting_user, expected_version=expected_version, submit=False
+    )
+
+
+def visit_submit(
+    *, visit: Visit | None, data: VisitData, acting_user: User, expected_version: int | None = None
+) -> Visit:
+    """Save and submit: the record must be complete. Asks for the school's statistics to be
+    refreshed once the transaction has committed."""
+    return _visit_write(visit=visit, data=data, acting_user=acting_user, expected_version=expected_version, submit=True)
+
+
+def _visit_write(
+    *, visit: Visit | None, data: VisitData, acting_user: User, expected_version: int | None, submit: bool
+) -> Visit:
+    with transaction.atomic():
+        if visit is None:
+            visit = Visit(school=_school_of(acting_user), lead_teacher=acting_user)
+            before = None
+        else:
+            visit = Visit.objects.select_for_update().get(pk=visit.pk)
+            if expected_version is not None and visit.version != expected_version:
+                raise VisitConflict(visit)
+            before = _snapshot(visit) if visit.is_submitted else None
+        _check(visit=visit, data=data, acting_user=acting_user, complete=submit or visit.is_submitted)
+
+        for name in TRACKED_FIELDS:
+            setattr(visit, name, getattr(data, name))
+        visit.phase = phase_on(timezone.localdate(data.visited_at))
+        if submit and not visit.is_submitted:
+            visit.status = Visit.Status.SUBMITTED
+            visit.submitted_at = timezone.now()
+        visit.version += 0 if visit.pk is None else 1
+        visit.full_clean(exclude=["school", "lead_teacher", "phase", "safety_report"])
+        visit.save()
+        visit.students.set(data.students)
+        visit.companions.set(data.companions)
+        visit.suggestions.all().delete()
+        Suggestion.objects.bulk_create(Suggestion(visit=visit, **item) for item in data.suggestions)
+
+        if before is not None:
+            changes = _diff(before, _snapshot(visit))
+            if changes:
+                Revision.objects.create(visit=visit, changed_by=acting_user, changes=changes)
+        audit_event_record(
+            action=AuditEvent.Action.CHANGE,
+            user=acting_user,
+            object_type="visits.Visit",
+            object_id=str(visit.public_id),
+            detail={"status": visit.status, "version": visit.version},
+        )
+        if visit.is_submitted:
+            request_statistics_refresh(school_id=visit.school_id)
+    return visit
+
+
+def request_statistics_refresh(*, school_id: int) -> None:
+    """Queue the school's statistics refresh for after the commit: a rolled-back save queues nothing."""
+    from visits.tasks import statistics_refresh_requested
+
+    transaction.on_commit(lambda: statistics_refresh_requested.delay(school_id))
+
+
+def phase_on(day: datetime.date) -> Phase | None:
+    """The campaign phase whose dates contain ``day`` (a visit belongs to it)."""
+    return Phase.objects.filter(start__lte=day, end__gte=day).select_related("campaign").first()
+
+
+def _school_of(user: User) -> School:
+    if user.role not in (Role.TEACHER, Role.SCHOOL_ADMIN) or user.school_id is None:
+        raise ValidationError("只有学校的教师可以填写家访记录。")
+    return user.school
+
+
+def _check(*, visit: Visit, data: VisitData, acting_user: User, complete: bool) -> None:
+    """The record's rules. Scope is checked here too: a forged POST cannot name another school's
+    student or teacher."""
+    errors: dict[str, list[str]] = {}
+
+    def error(name: str, message: str) -> None:
+        errors.setdefault(name, []).append(message)
+
+    if data.visited_at > timezone.now() + FUTURE_TOLERANCE:
+        error("visited_at", "家访时间不能晚于现在。")
+    campaign = Campaign.current(timezone.localdate(data.visited_at))
+    if data.visited_at.year < 2000 or (campaign is None and Campaign.objects.exists()):
+        error("visited_at", "家访时间不在任何家访活动年度内。")
+    if data.method not in Method.values:
+        error("method", "请选择家访方式。")
+    if not data.students:
+        error("students", "请至少选择一名学生。")
+    visible = Student.objects.visible_to(acting_user)
+    outside = [s for s in data.students if s.school_id != visit.school_id or not visible.filter(pk=s.pk).exists()]
+    if outside:
+        error("students", "所选学生不在您的学生范围内。")
+    if any(s.status != Student.Status.ACTIVE for s in data.students):
+        error("students", "所选学生已离校。")
+    for companion in data.companions:
+        if companion.school_id != visit.school_id or not companion.is_active:
+            error("companions", "同行人员必须是本校在职教职工。")
+            break
+        if companion.pk == visit.lead_teacher_id:
+            error("companions", "同行人员中不要重复填写家访教师本人。")
+            break
+    unknown = set(data.contents) - set(Content.values)
+    if unknown:
+        error("contents", "家访内容中有无法识别的选项。")
+    if len(data.suggestions) > SUGGESTIONS_MAX:
+        error("suggestions", f"家长意见建议最多 {SUGGESTIONS_MAX} 条。")
+    for item in data.suggestions:
+        if not item.get("text", "").strip():
+            error("suggestions", "每条意见建议都要填写内容。")
+            break
+        if not item.get("reply", "").strip() and not item.get("to_school"):
+            error("suggestions", "每条意见建议要填写现场答复，或勾选「提交学校处理」。")
+            break
+
+    if complete:
+        if not data.contents:
+            error("contents", "请至少勾选一项家访内容。")
+        if not data.situation.strip():
+            error("situation", "提交前请填写情况记录。")
+        if not data.integrity_declared:
+            error("integrity_declared", "提交前请确认廉洁承诺。")
+        if data.method == Method.IN_HOME and not data.consent_recorded:
+            special = [s.name for s in data.students if s.is_special]
+            if special:
+                error("consent_recorded", f"{'、'.join(special)}属于特殊学生群体，上门家访须记录家长知情同意。")
+    if errors:
+        raise ValidationError(errors)
+
+
+def _snapshot(visit: Visit) -> dict:
+    snapshot = {name: getattr(visit, name) for name in TRACKED_FIELDS}
+    snapshot["students"] = sorted(s.name for s in visit.students.all())
+    snapshot["companions"] = sorted(u.display_name for u in visit.companions.all())
+    snapshot["suggestions"] = [
+        f"{s.text}（{'提交学校处理' if s.to_school else '答复：' + s.reply}）" for s in visit.suggestions.all()
+    ]
+    return snapshot
+
+
+def _diff(before: dict, after: dict) -> dict:
+    changes = {}
+    for name, (label, show) in TRACKED_FIELDS.items():
+        if before[name] != after[name]:
+            changes[label] = [show(before[name]), show(after[name])]
+    for name, label in (("students", "学生"), ("companions", "同行人员"), ("suggestions", "家长意见建议")):
+        if before[name] != after[name]:
+            changes[label] = ["、".join(before[name]), "、".join(after[name])]
+    return changes

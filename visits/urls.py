@@ -1,0 +1,18 @@
+from django.urls import path
+
+from visits.views import records, school
+
+urlpatterns = [
+    # the teacher's pages and the record itself
+    path("", records.home, name="home"),
+    path("students/<uuid:public_id>/", records.student_detail, name="student_detail"),
+    path("visits/new/", records.visit_create, name="visit_create"),
+    path("visits/<uuid:public_id>/", records.visit_detail, name="visit_detail"),
+    path("visits/<uuid:public_id>/edit/", records.visit_edit, name="visit_edit"),
+    path("attachments/<uuid:public_id>/", records.attachment_file, name="attachment_file"),
+    path("attachments/<uuid:public_id>/delete/", records.attachment_remove, name="attachment_remove"),
+    # school list, export, print
+    path("visits/", school.visit_list, name="visit_list"),
+    path("visits/export.xlsx", school.visit_export, name="visit_export"),
+    path("visits/<uuid:public_id>/print/", school.visit_print, name="visit_print"),
+]

@@ -1,0 +1,225 @@
+"""The teacher's pages: 「我的学生」, a student's visits, and the visit record itself."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from schools.models import AuditEvent, Role
+from schools.scoping import deny, get_object_for_user, require_roles
+from schools.services import audit_event_record
+from schools.views import organisation_home
+from students.models import SENSITIVE_CATEGORIES, Category, Student
+from visits.attachments import attachment_add, attachment_delete
+from visits.forms import SuggestionFormSet, VisitForm, suggestions_from
+from visits.models import Attachment, SafetyReport, Visit
+from visits.selectors import Period, VisitStatus, my_students, student_statuses, visits_of_student
+from visits.services import VisitConflict, visit_save_draft, visit_submit
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    """A teacher lands on 「我的学生」; every other role on the organisation's pages."""
+    if request.user.role != Role.TEACHER:
+        return organisation_home(request)
+    query = request.GET.get("q", "")[:50]
+    status = request.GET.get("status", "")
+    category = request.GET.get("category", "")
+    period = Period.on()
+    classes = my_students(request.user, period=period, query=query, status=status, category=category)
+    return render(
+        request,
+        "visits/my_students.html",
+        {
+            "classes": classes,
+            "campaign": period.campaign,
+            "phase": period.phase,
+            "query": query,
+            "status": status,
+            "category": category,
+            "statuses": VisitStatus.LABELS.items(),
+            "categories": Category.choices,
+            "shown": sum(len(c.rows) for c in classes),
+        },
+    )
+
+
+@login_required
+def student_detail(request: HttpRequest, public_id) -> HttpResponse:
+    student = get_object_for_user(
+        Student.objects.select_related("school", "school_class__head_teacher").prefetch_related(
+            "guardians", "categories"
+        ),
+        request,
+        public_id=public_id,
+    )
+    works_with = request.user.role in (Role.TEACHER, Role.SCHOOL_ADMIN)
+    audit_event_record(
+        action=AuditEvent.Action.VIEW,
+        request=request,
+        object_type="students.Student",
+        object_id=str(student.public_id),
+        detail={"full": works_with},
+    )
+    today = timezone.localdate()
+    categories = [c for c in student.categories.all() if works_with or c.category not in SENSITIVE_CATEGORIES]
+    return render(
+        request,
+        "visits/student_detail.html",
+        {
+            "student": student,
+            "status": student_statuses([student], today=today)[0],
+            "visits": visits_of_student(student, request.user),
+            "categories": sorted(categories, key=lambda c: (not c.in_force_on(today), c.start)),
+            "today": today,
+            "works_with": works_with,
+            "can_file": request.user.role == Role.TEACHER,
+        },
+    )
+
+
+@require_roles(Role.TEACHER)
+def visit_create(request: HttpRequest) -> HttpResponse:
+    initial = {"visited_at": timezone.localtime().replace(second=0, microsecond=0), "method": "in_home"}
+    report = None
+    if request.GET.get("report"):
+        report = get_object_for_user(
+            SafetyReport.objects.prefetch_related("students", "companions"), request, public_id=request.GET["report"]
+        )
+        initial.update(
+            visited_at=timezone.localtime(report.planned_start),
+            students=list(report.students.all()),
+            companions=list(report.companions.all()),
+        )
+    elif request.GET.get("student"):
+        initial["students"] = [get_object_for_user(Student, request, public_id=request.GET["student"])]
+    return _visit_form(request, visit=None, initial=initial, report=report)
+
+
+@login_required
+def visit_edit(request: HttpRequest, public_id) -> HttpResponse:
+    visit = _visit_for_editing(request, public_id)
+    initial = {
+        "visited_at": timezone.localtime(visit.visited_at),
+        "method": visit.method,
+        "students": list(visit.students.all()),
+        "companions": list(visit.companions.all()),
+        "guardians_met": visit.guardians_met,
+        "contents": visit.contents,
+        "situation": visit.situation,
+        "measures": visit.measures,
+        "consent_recorded": visit.consent_recorded,
+        "integrity_declared": visit.integrity_declared,
+        "version": visit.version,
+    }
+    suggestions = [{"text": s.text, "reply": s.reply, "to_school": s.to_school} for s in visit.suggestions.all()]
+    return _visit_form(request, visit=visit, initial=initial, suggestions=suggestions)
+
+
+def _visit_for_editing(request: HttpRequest, public_id) -> Visit:
+    """Its lead teacher and the school's admins may change a record; anyone else gets 404."""
+    visit = get_object_for_user(Visit.objects.select_related("school", "lead_teacher"), request, public_id=public_id)
+    user = request.user
+    if visit.lead_teacher_id == user.pk or (user.role == Role.SCHOOL_ADMIN and visit.school_id == user.school_id):
+        return visit
+    deny(request, object_type="visits.Visit", object_id=f"edit:{visit.public_id}")
+    raise Http404
+
+
+def _visit_form(request, *, visit, initial, suggestions=(), report=None) -> HttpResponse:
+    conflict = None
+    if request.method == "POST":
+        form = VisitForm(request.POST, request.FILES, user=request.user, visit=visit)
+        formset = SuggestionFormSet(request.POST, prefix="suggestions")
+        if form.is_valid() and formset.is_valid():
+            submit = request.POST.get("action") == "submit"
+            save = visit_submit if submit else visit_save_draft
+            try:
+                with transaction.atomic():
+                    saved = save(
+                        visit=visit,
+                        data=form.visit_data(suggestions_from(formset)),
+                        acting_user=request.user,
+                        expected_version=form.cleaned_data.get("version"),
+                    )
+                    if report is not None and saved.safety_report_id is None:
+                        Visit.objects.filter(pk=saved.pk).update(safety_report=report)
+                    for prepared in form.cleaned_data["photos"]:
+                        attachment_add(visit=saved, prepared=prepared, acting_user=request.user)
+            except VisitConflict as exc:
+                conflict = exc.visit
+                form.add_error(
+                    None, "这条记录刚被其他人修改过，您的修改没有保存。请查看下方对方保存的版本，再重新修改。"
+                )
+            except ValidationError as exc:
+                _add_errors(form, exc)
+            else:
+                if saved.is_submitted:
+                    messages.success(request, "家访记录已提交。" if submit else "修改已保存，修改记录已留存。")
+                else:
+                    messages.info(request, "草稿已保存，可以随时回来继续填写。")
+                return redirect("visit_detail", public_id=saved.public_id)
+    else:
+        form = VisitForm(initial=initial, user=request.user, visit=visit)
+        formset = SuggestionFormSet(initial=list(suggestions), prefix="suggestions")
+    return render(
+        request,
+        "visits/visit_form.html",
+        {"form": form, "formset": formset, "visit": visit, "report": report, "conflict": conflict},
+    )
+
+
+def _add_errors(form: VisitForm, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for name, errors in exc.error_dict.items():
+            for error in errors:
+                form.add_error(name if name in form.fields else None, error)
+    else:
+        form.add_error(None, exc)
+
+
+@login_required
+def visit_detail(request: HttpRequest, public_id) -> HttpResponse:
+    visit = get_object_for_user(
+        Visit.objects.select_related("school", "lead_teacher", "phase").prefetch_related(
+            "students__school_class", "companions", "suggestions", "attachments", "revisions__changed_by"
+        ),
+        request,
+        public_id=public_id,
+    )
+    user = request.user
+    can_edit = visit.lead_teacher_id == user.pk or (
+        user.role == Role.SCHOOL_ADMIN and visit.school_id == user.school_id
+    )
+    return render(request, "visits/visit_detail.html", {"visit": visit, "can_edit": can_edit})
+
+
+@login_required
+def attachment_file(request: HttpRequest, public_id) -> FileResponse:
+    """Serve a photo or scan to someone who may see its record; never from a public URL."""
+    attachment = get_object_for_user(Attachment.objects.select_related("visit"), request, public_id=public_id)
+    audit_event_record(
+        action=AuditEvent.Action.VIEW,
+        request=request,
+        object_type="visits.Attachment",
+        object_id=str(attachment.public_id),
+    )
+    response = FileResponse(
+        attachment.path.open("rb"), content_type=attachment.content_type, filename=attachment.original_name
+    )
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@require_POST
+@login_required
+def attachment_remove(request: HttpRequest, public_id) -> HttpResponse:
+    attachment = get_object_for_user(Attachment.objects.select_related("visit"), request, public_id=public_id)
+    visit = _visit_for_editing(request, attachment.visit.public_id)
+    attachment_delete(attachment=attachment, acting_user=request.user)
+    messages.info(request, f"已删除附件「{attachment.original_name}」。")
+    return redirect("visit_edit", public_id=visit.public_id)
