@@ -83,6 +83,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "visits.context_processors.unread_notifications",
             ],
         },
     },
@@ -105,6 +106,7 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "schools.User"
+AUTHENTICATION_BACKENDS = ["schools.backends.UserWithOrganisationBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -150,6 +152,14 @@ IMPORT_MAX_UPLOAD_BYTES = env_int("IMPORT_MAX_UPLOAD_BYTES", 10 * 1024 * 1024, m
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
+# Visit photos and scans (DESIGN §4): at most this many per record, each at most this large.
+VISIT_ATTACHMENTS_MAX = 9
+VISIT_ATTACHMENT_MAX_BYTES = env_int("VISIT_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
+
+# Notifications of overdue safety reports: in-app always; a WeCom/DingTalk-style robot webhook
+# (JSON {"msgtype": "text", "text": {"content": ...}}) as well when its URL is set.
+NOTIFY_WEBHOOK_URL = env_str("NOTIFY_WEBHOOK_URL") or ""
+
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"
 
@@ -165,6 +175,10 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Beat jobs (production runs `celery beat`; the embedded default has no beat, see visits.views.safety).
+CELERY_BEAT_SCHEDULE = {
+    "safety-reports-overdue": {"task": "visits.tasks.safety_reports_overdue_sweep", "schedule": 300.0},
+}
 
 LOGGING = {
     "version": 1,
