@@ -1,0 +1,304 @@
+"""The school's visit list, its XLSX export and the printable record form (DESIGN §4, §8).
+
+The list and the export share one filter, ``VisitFilterForm``; objects are reached only through
+``Visit.objects.visible_to`` and ``schools.scoping``.
+"""
+
+import datetime
+from collections.abc import Iterator
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count, IntegerField, Model, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+
+from schools.exports import write_xlsx
+from schools.models import AuditEvent, Campaign, Phase, Role, SchoolClass, SchoolYear, User
+from schools.privacy import mask_id_number
+from schools.scoping import get_object_for_user, require_roles
+from schools.services import audit_event_record
+from students.models import Category, Student, StudentCategory
+from visits.models import Attachment, Content, Method, Visit
+
+PAGE_SIZE = 50
+EXPORT_CHUNK_SIZE = 2000
+
+
+class VisitFilterForm(forms.Form):
+    """The filters of the visit list and its export; every field is optional and they combine."""
+
+    school_class = forms.ModelChoiceField(
+        label="班级", queryset=SchoolClass.objects.none(), required=False, empty_label="全部班级"
+    )
+    teacher = forms.ModelChoiceField(
+        label="教师（家访或同行）", queryset=User.objects.none(), required=False, empty_label="全部教师"
+    )
+    method = forms.ChoiceField(label="家访方式", choices=[("", "全部方式"), *Method.choices], required=False)
+    phase = forms.ModelChoiceField(label="阶段", queryset=Phase.objects.none(), required=False, empty_label="全部阶段")
+    # Sensitive categories are offered too: only the school's own staff reach this filter.
+    category = forms.ChoiceField(label="学生类别", choices=[("", "全部类别"), *Category.choices], required=False)
+    status = forms.ChoiceField(label="状态", choices=[("", "全部状态"), *Visit.Status.choices], required=False)
+    date_from = forms.DateField(
+        label="开始日期", required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+    date_to = forms.DateField(
+        label="结束日期", required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+
+    def __init__(self, data, *, user: User):
+        super().__init__(data)
+        self.today = timezone.localdate()
+        self.fields["school_class"].queryset = (
+            SchoolClass.objects.visible_to(user)
+            .filter(school_id=user.school_id, school_year=SchoolYear.current(self.today))
+            .order_by("grade", "number")
+        )
+        if user.role == Role.SCHOOL_ADMIN:
+            self.fields["teacher"].queryset = User.objects.filter(school_id=user.school_id).order_by(
+                "-is_active", "real_name", "pk"
+            )
+        else:
+            # A teacher's list holds only their own visits and their students': a colleague menu is noise.
+            del self.fields["teacher"]
+        campaign = Campaign.current(self.today)
+        self.fields["phase"].queryset = campaign.phases.order_by("start") if campaign else Phase.objects.none()
+        for field in self.fields.values():
+            is_select = isinstance(field.widget, forms.Select)
+            field.widget.attrs["class"] = "form-select form-select-sm" if is_select else "form-control form-control-sm"
+
+    def clean(self) -> dict:
+        data = super().clean()
+        start, end = data.get("date_from"), data.get("date_to")
+        if start and end and start > end:
+            raise ValidationError("开始日期不能晚于结束日期。")
+        return data
+
+    def matching_students(self) -> QuerySet | None:
+        """The students the class and category filters ask for, or None when neither is set."""
+        data = self.cleaned_data
+        if not data.get("school_class") and not data.get("category"):
+            return None
+        students = Student.objects.all()
+        if data.get("school_class"):
+            students = students.filter(school_class=data["school_class"])
+        if data.get("category"):
+            in_force = StudentCategory.objects.in_force_on(self.today).filter(category=data["category"])
+            students = students.filter(pk__in=in_force.values("student_id"))
+        return students
+
+    def filter(self, visits: QuerySet) -> QuerySet:
+        """Narrow ``visits`` (already scoped) by the valid filters. Related conditions go through
+        subqueries, so that no visit is repeated and no DISTINCT is needed."""
+        data = self.cleaned_data
+        students = self.matching_students()
+        if students is not None:
+            pairs = Visit.students.through.objects.filter(student_id__in=students.values("pk"))
+            visits = visits.filter(pk__in=pairs.values("visit_id"))
+        if data.get("teacher"):
+            joined = Visit.companions.through.objects.filter(user_id=data["teacher"].pk).values("visit_id")
+            visits = visits.filter(Q(lead_teacher_id=data["teacher"].pk) | Q(pk__in=joined))
+        if data.get("method"):
+            visits = visits.filter(method=data["method"])
+        if data.get("phase"):
+            visits = visits.filter(phase=data["phase"])
+        if data.get("status"):
+            visits = visits.filter(status=data["status"])
+        # Whole local days as aware bounds, so that the (school, status, visited_at) index serves.
+        if data.get("date_from"):
+            visits = visits.filter(visited_at__gte=_start_of(data["date_from"]))
+        if data.get("date_to"):
+            visits = visits.filter(visited_at__lt=_start_of(data["date_to"] + datetime.timedelta(days=1)))
+        return visits
+
+    def used(self) -> dict:
+        """The filters in force, as JSON for the audit log."""
+        used = {}
+        for name, value in self.cleaned_data.items():
+            if value in (None, ""):
+                continue
+            if isinstance(value, Model):
+                value = value.pk
+            elif isinstance(value, datetime.date):
+                value = value.isoformat()
+            used[name] = value
+        return used
+
+
+def _start_of(day: datetime.date) -> datetime.datetime:
+    return timezone.make_aware(datetime.datetime.combine(day, datetime.time.min))
+
+
+def _filtered_visits(request: HttpRequest) -> tuple[VisitFilterForm, QuerySet]:
+    """The user's visits narrowed by the request's filters; none when a filter is invalid (the
+    form then carries the message), never silently all of them."""
+    form = VisitFilterForm(request.GET, user=request.user)
+    visits = Visit.objects.visible_to(request.user)
+    if not form.is_valid():
+        return form, visits.none()
+    return form, form.filter(visits)
+
+
+@require_roles(Role.TEACHER, Role.SCHOOL_ADMIN)
+def visit_list(request: HttpRequest) -> HttpResponse:
+    """A school admin sees every visit of the school, drafts included; a teacher the visits they may see."""
+    form, visits = _filtered_visits(request)
+    attachments = (
+        Attachment.objects.filter(visit=OuterRef("pk")).order_by().values("visit").annotate(n=Count("pk")).values("n")
+    )
+    visits = (
+        visits.select_related("lead_teacher", "phase")
+        .prefetch_related(
+            Prefetch("companions", queryset=User.objects.order_by("real_name", "pk")),
+            Prefetch("students", queryset=Student.objects.select_related("school_class").order_by("name", "pk")),
+        )
+        .annotate(attachment_count=Coalesce(Subquery(attachments, output_field=IntegerField()), Value(0)))
+        .order_by("-visited_at", "-pk")
+    )
+    page = Paginator(visits, PAGE_SIZE).get_page(request.GET.get("page"))
+    for visit in page:
+        visit.class_names = list(dict.fromkeys(s.school_class.name for s in visit.students.all() if s.school_class))
+    return render(
+        request,
+        "visits/visit_list.html",
+        {"form": form, "page": page, "is_school_admin": request.user.role == Role.SCHOOL_ADMIN},
+    )
+
+
+EXPORT_HEADER = [
+    "学校",
+    "班级",
+    "学生",
+    "学籍号",
+    "家访时间",
+    "方式",
+    "是否入户",
+    "阶段",
+    "家访教师",
+    "同行人员",
+    "接待家长",
+    "家访内容",
+    "情况记录",
+    "商定措施",
+    "家长意见建议",
+    "知情同意",
+    "廉洁承诺",
+    "状态",
+    "提交时间",
+]
+EXPORT_WIDTHS = [18, 14, 10, 24, 17, 10, 9, 16, 10, 16, 16, 30, 50, 40, 40, 9, 9, 8, 17]
+
+
+def visit_export_rows(pairs: QuerySet) -> Iterator[list]:
+    """One row per (visit, student): the sheet counts by student. ``pairs`` are rows of the
+    visit–student table; they are read in batches, each with its companions and suggestions
+    prefetched in two queries, so that the query count does not grow with the rows."""
+    yield EXPORT_HEADER
+    for pair in pairs.iterator(chunk_size=EXPORT_CHUNK_SIZE):
+        visit, student = pair.visit, pair.student
+        yield [
+            visit.school.name,
+            student.school_class.name if student.school_class else "",
+            student.name,
+            mask_id_number(student.student_number),
+            visit.visited_at,
+            visit.get_method_display(),
+            _yes_no(visit.is_in_home),
+            visit.phase.get_kind_display() if visit.phase else "",
+            visit.lead_teacher.display_name,
+            "、".join(user.display_name for user in visit.companions.all()),
+            visit.guardians_met,
+            "、".join(str(label) for label in visit.content_labels()),
+            visit.situation,
+            visit.measures,
+            "；".join(_suggestion_text(item) for item in visit.suggestions.all()),
+            _yes_no(visit.consent_recorded),
+            _yes_no(visit.integrity_declared),
+            visit.get_status_display(),
+            visit.submitted_at,
+        ]
+
+
+def _yes_no(value: bool) -> str:
+    return "是" if value else "否"
+
+
+def _suggestion_text(item) -> str:
+    return f"{item.text}（{'提交学校处理' if item.to_school else '答复：' + item.reply}）"
+
+
+@require_roles(Role.SCHOOL_ADMIN)
+def visit_export(request: HttpRequest) -> HttpResponse:
+    """The filtered visits as XLSX, one row per visit and student, identifiers masked; audited."""
+    form, visits = _filtered_visits(request)
+    if not form.is_valid():
+        return redirect(f"{reverse('visit_list')}?{request.GET.urlencode()}")
+    pairs = Visit.students.through.objects.filter(visit_id__in=visits.values("pk"))
+    students = form.matching_students()
+    if students is not None:
+        # A class or category export lists only that class's (or category's) students, not their siblings.
+        pairs = pairs.filter(student_id__in=students.values("pk"))
+    pairs = (
+        pairs.select_related("visit__school", "visit__lead_teacher", "visit__phase", "student__school_class")
+        .prefetch_related(
+            Prefetch("visit__companions", queryset=User.objects.order_by("real_name", "pk")),
+            "visit__suggestions",
+        )
+        .order_by(
+            "student__school_class__grade",
+            "student__school_class__number",
+            "student__name",
+            "student_id",
+            "visit__visited_at",
+            "visit_id",
+        )
+    )
+    school = request.user.school
+    export = write_xlsx(
+        visit_export_rows(pairs),
+        filename=f"家访记录_{school.name}_{timezone.localdate():%Y%m%d}.xlsx",
+        sheet_title="家访记录",
+        widths=EXPORT_WIDTHS,
+    )
+    audit_event_record(
+        action=AuditEvent.Action.EXPORT,
+        request=request,
+        object_type="visits.Visit",
+        detail={"filters": form.used(), "rows": export.rows, "format": "xlsx"},
+    )
+    return export.response()
+
+
+@login_required
+def visit_print(request: HttpRequest, public_id) -> HttpResponse:
+    """《“万名教师大家访”大家访活动教师记录表》 laid out for A4; no ID numbers, no phone numbers."""
+    visit = get_object_for_user(
+        Visit.objects.select_related("school", "lead_teacher", "phase").prefetch_related(
+            Prefetch("companions", queryset=User.objects.order_by("real_name", "pk")),
+            Prefetch("students", queryset=Student.objects.select_related("school_class").order_by("name", "pk")),
+            "suggestions",
+        ),
+        request,
+        public_id=public_id,
+    )
+    audit_event_record(
+        action=AuditEvent.Action.VIEW,
+        request=request,
+        object_type="visits.Visit",
+        object_id=str(visit.public_id),
+        detail={"page": "print"},
+    )
+    return render(
+        request,
+        "visits/visit_print.html",
+        {
+            "visit": visit,
+            "contents": [(label, code in visit.contents) for code, label in Content.choices],
+            "works_in_school": request.user.role in (Role.TEACHER, Role.SCHOOL_ADMIN),
+        },
+    )
