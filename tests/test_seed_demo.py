@@ -32,7 +32,8 @@ from schools.models import (
 from students.demo import DEMO_PASSWORD, campaign_calendar, demo_county_build, demo_county_reset
 from students.models import Category, Guardian, Student, StudentCategory
 from tests import factories
-from visits.models import Method, Visit
+from visits.demo import demo_activity_build
+from visits.models import Method, Notification, SafetyReport, Suggestion, Visit
 
 pytestmark = pytest.mark.django_db
 
@@ -221,7 +222,7 @@ def test_reset_rebuilds_the_county_and_keeps_a_superuser_made_by_hand():
     output = seed("--reset", *SMALL)
     assert "已清空原有数据" in output
     assert User.objects.filter(pk=installer.pk).exists()
-    assert not AuditEvent.objects.exists()
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.LOGIN).exists()
     assert Student.objects.count() == 160
     assert Campaign.objects.count() == 1 and SchoolYear.objects.count() == 1
 
@@ -234,7 +235,7 @@ def test_reset_also_deletes_the_visits_filed_in_the_demo():
     )
     visit.students.add(head.headed_classes.get().students.first())
     seed("--reset", *SMALL)
-    assert not Visit.objects.exists()
+    assert not Visit.objects.filter(pk=visit.pk).exists()
     assert Student.objects.count() == 160
 
 
@@ -259,3 +260,93 @@ def test_a_build_costs_the_same_queries_for_more_students(monkeypatch):
         demo_county_build(schools=4, students_per_school=120)
     assert Student.objects.count() == 480
     assert len(large) == len(small), [query["sql"][:60] for query in large.captured_queries]
+
+
+# --- the campaign in progress -------------------------------------------------------------------
+
+# The second round has run for seven of its sixty-one days; the first round is long over.
+IN_THE_REVISITS = datetime.datetime(2026, 10, 8, 10, 0, tzinfo=SHANGHAI)
+
+
+def visits_drawn() -> list[tuple]:
+    return sorted(
+        Visit.objects.values_list(
+            "students__student_number", "lead_teacher__username", "visited_at", "method", "phase__kind"
+        )
+    )
+
+
+@time_machine.travel(IN_THE_REVISITS, tick=False)
+def test_the_demo_shows_the_first_round_done_and_the_revisits_under_way():
+    output = seed("--schools", "3", "--students-per-school", "300")
+    assert "已生成已过阶段的家访记录" in output
+    now = timezone.now()
+    visits = Visit.objects.all()
+    assert visits.exists()
+    assert not visits.filter(visited_at__gt=now).exists()
+    assert not visits.exclude(status=Visit.Status.SUBMITTED).exists()
+    # Every visit lies in the phase it names, and only the two visiting rounds have visits.
+    for visited_at, start, end, kind in visits.values_list("visited_at", "phase__start", "phase__end", "phase__kind"):
+        assert start <= timezone.localtime(visited_at).date() <= end
+        assert kind in (Phase.Kind.FULL_ROUND, Phase.Kind.REVISIT)
+    # Each school covered 86–99% of its students in the first round.
+    first_round = Visit.objects.filter(phase__kind=Phase.Kind.FULL_ROUND)
+    for school in School.objects.all():
+        students = Student.objects.filter(school=school).count()
+        covered = first_round.filter(school=school).values("students").distinct().count()
+        assert 0.84 <= covered / students <= 1.0, (school.name, covered, students)
+    # A week into a two-month round, a few of the focus students have been revisited, not most.
+    focus = Student.objects.filter(categories__isnull=False).distinct()
+    revisited = Visit.objects.filter(phase__kind=Phase.Kind.REVISIT).values("students").distinct().count()
+    assert 0 < revisited < 0.3 * focus.count()
+    # The family's suggestions: some answered on the spot, a few passed to the school and open.
+    to_school = Suggestion.objects.filter(to_school=True)
+    assert to_school.exists() and not to_school.exclude(reply="").exists()
+    assert Suggestion.objects.filter(to_school=False).exclude(reply="").count() > to_school.count()
+
+
+@time_machine.travel(IN_THE_REVISITS, tick=False)
+def test_the_demo_school_has_teachers_out_now_and_one_overdue_report_notified_to_its_admin():
+    seed(*SMALL)
+    school = School.objects.get(name="城关第一小学")
+    reports = SafetyReport.objects.filter(school=school)
+    assert reports.filter(status=SafetyReport.Status.OUT).count() == 2
+    overdue = reports.get(status=SafetyReport.Status.OVERDUE)
+    admin = User.objects.get(username="school")
+    notification = Notification.objects.get(user=admin)
+    assert str(overdue.public_id) in notification.link and overdue.phone in notification.body
+    # The history: in-home visits of the last thirty days were each filed under a returned report.
+    recent = Visit.objects.filter(method=Method.IN_HOME, visited_at__gte=timezone.now() - datetime.timedelta(days=30))
+    assert recent.exists() and not recent.filter(safety_report__isnull=True).exists()
+    assert not recent.exclude(safety_report__status=SafetyReport.Status.RETURNED).exists()
+
+
+@time_machine.travel(IN_THE_REVISITS, tick=False)
+def test_the_same_seed_files_the_same_visits():
+    seed(*SMALL)
+    first = visits_drawn()
+    assert first
+    seed("--reset", *SMALL)
+    assert visits_drawn() == first
+
+
+@time_machine.travel(IN_THE_REVISITS, tick=False)
+def test_no_visits_builds_the_county_alone():
+    seed(*SMALL, "--no-visits")
+    assert Student.objects.count() == 160
+    assert not Visit.objects.exists() and not SafetyReport.objects.exists()
+
+
+@time_machine.travel(IN_THE_REVISITS, tick=False)
+def test_the_visits_cost_the_same_queries_for_more_students(monkeypatch):
+    if connection.vendor == "sqlite":
+        limit = sqlite3.connect(":memory:").getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        monkeypatch.setattr(connection.features, "max_query_params", limit)
+    counts = []
+    for students in (40, 160):
+        demo_county_build(schools=4, students_per_school=students)
+        with CaptureQueriesContext(connection) as captured:
+            demo_activity_build(seed=1)
+        counts.append(len(captured))
+        demo_county_reset()
+    assert counts[0] == counts[1]

@@ -18,6 +18,7 @@ from students.demo import (
     demo_county_counts,
     demo_county_reset,
 )
+from visits.demo import demo_activity_build
 
 
 class Command(BaseCommand):
@@ -33,13 +34,21 @@ class Command(BaseCommand):
         )
         parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="随机种子（默认 %(default)s）")
         parser.add_argument(
+            "--no-visits",
+            action="store_true",
+            help="只生成学校、教职工和学生，不生成已过阶段的家访记录、安全报备和家长意见",
+        )
+        parser.add_argument(
             "--reset",
             action="store_true",
             help="先清空演示数据（学校、学生、账号、导入任务、审计日志；手工创建的超级管理员保留）再生成",
         )
 
-    def handle(self, *args, schools: int, students_per_school: int, seed: int, reset: bool, **options) -> None:
+    def handle(
+        self, *args, schools: int, students_per_school: int, seed: int, reset: bool, no_visits: bool, **options
+    ) -> None:
         started = time.monotonic()
+        activity = None
         try:
             # Reset and build in one transaction: a build that fails leaves the old county in place.
             with transaction.atomic():
@@ -50,6 +59,7 @@ class Command(BaseCommand):
                     summary = None
                 else:
                     summary = demo_county_build(schools=schools, students_per_school=students_per_school, seed=seed)
+                    activity = None if no_visits else demo_activity_build(seed=seed)
         except DemoCountyError as error:
             raise CommandError(str(error)) from error
 
@@ -65,6 +75,11 @@ class Command(BaseCommand):
                 f"{counts['staff']} 个教职工账号，{counts['students']} 名学生；用时 {seconds:.1f} 秒。"
             )
         )
+        if activity is not None:
+            self.stdout.write(
+                f"已生成已过阶段的家访记录 {activity.visits} 条、安全报备 {activity.safety_reports} 条、"
+                f"家长意见建议 {activity.suggestions} 条（其中待学校处理 {activity.open_suggestions} 条）。"
+            )
 
     def _accounts_write(self) -> None:
         rows = demo_account_rows()
