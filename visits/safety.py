@@ -61,7 +61,7 @@ def safety_report_create(
     address = (address or "").strip()
     with transaction.atomic():
         # Serialises one teacher's submissions, so that a double tap cannot slip past the check below.
-        teacher = User.objects.select_for_update().select_related("school").get(pk=teacher.pk)
+        teacher = User.objects.select_for_update(of=("self",)).select_related("school").get(pk=teacher.pk)
         _check_new_report(
             teacher=teacher,
             students=students,
@@ -103,7 +103,7 @@ def safety_report_check_in(*, report: SafetyReport, acting_user: User) -> Safety
     """平安返回: the teacher is back. Ends the overdue state too (the time of the alarm is kept),
     and then tells the school admins who were alarmed. Tapping twice changes nothing."""
     with transaction.atomic():
-        report = SafetyReport.objects.select_for_update().select_related("school", "teacher").get(pk=report.pk)
+        report = SafetyReport.objects.select_for_update(of=("self",)).select_related("school", "teacher").get(pk=report.pk)
         if acting_user.pk != report.teacher_id:
             raise ValidationError("只有报备教师本人可以报平安。")
         if report.status == SafetyReport.Status.RETURNED or (
