@@ -103,7 +103,9 @@ def safety_report_check_in(*, report: SafetyReport, acting_user: User) -> Safety
     """平安返回: the teacher is back. Ends the overdue state too (the time of the alarm is kept),
     and then tells the school admins who were alarmed. Tapping twice changes nothing."""
     with transaction.atomic():
-        report = SafetyReport.objects.select_for_update(of=("self",)).select_related("school", "teacher").get(pk=report.pk)
+        report = (
+            SafetyReport.objects.select_for_update(of=("self",)).select_related("school", "teacher").get(pk=report.pk)
+        )
         if acting_user.pk != report.teacher_id:
             raise ValidationError("只有报备教师本人可以报平安。")
         if report.status == SafetyReport.Status.RETURNED or (
