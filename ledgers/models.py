@@ -1,1 +1,223 @@
-"""The ledgers (台账, DESIGN §6): built with the ledger work."""
+"""The ledgers (台账, DESIGN §6) and the stored statistics they report (DESIGN §7).
+
+Statistics are computed by Celery jobs (``ledgers.statistics``) into ``UnitStatistics``: one row
+per unit (class, school, zone, county), campaign and period (the whole campaign, or one phase).
+Dashboards and the statistics sheet read only these rows, never the visit table.
+"""
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from schools.models import BUREAU_ROLES, Campaign, Role, School, Zone
+
+
+class Level(models.TextChoices):
+    COUNTY = "county", _("全县")
+    ZONE = "zone", _("片区")
+    SCHOOL = "school", _("学校")
+    CLASS = "class", _("班级")
+
+
+# The period of a row: the whole campaign, or one phase (a ``Phase.Kind`` value).
+WHOLE_CAMPAIGN = "campaign"
+
+
+def rate(numerator: int, denominator: int) -> Decimal | None:
+    """A percentage with one decimal, or None when the denominator is zero (shown 「—」)."""
+    if not denominator:
+        return None
+    return (Decimal(numerator) * 100 / Decimal(denominator)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+
+
+class UnitStatisticsQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "UnitStatisticsQuerySet":
+        """The bureau roles see every unit; a zone admin the zone, its schools and their classes;
+        a school admin the school and its classes. Teachers read no statistics here."""
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        if user.role in BUREAU_ROLES:
+            return self.all()
+        if user.role == Role.ZONE_ADMIN and user.zone_id:
+            return self.filter(zone_id=user.zone_id)
+        if user.role == Role.SCHOOL_ADMIN and user.school_id:
+            return self.filter(school_id=user.school_id)
+        return self.none()
+
+
+class UnitStatistics(models.Model):
+    """Every figure of the statistics sheet and the further indicators for one unit and period.
+
+    Units are partitions of one another: a student counts in the school and class they are on the
+    roster of, a member of staff in the school whose staff they are, a visit in the school that
+    filed it. So a zone's row is the sum of its schools' rows, and distinct counts stay distinct.
+    """
+
+    campaign = models.ForeignKey(Campaign, verbose_name=_("家访活动"), on_delete=models.CASCADE, related_name="+")
+    period = models.CharField(_("统计期间"), max_length=20)
+    level = models.CharField(_("单位层级"), max_length=10, choices=Level.choices)
+    unit_id = models.PositiveIntegerField(_("单位"))  # class, school or zone id; 0 for the county
+    name = models.CharField(_("单位名称"), max_length=100)
+    zone = models.ForeignKey(Zone, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    school = models.ForeignKey(School, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    sort_key = models.CharField(max_length=40, blank=True)
+
+    # The sheet's columns (DESIGN §7).
+    staff_total = models.PositiveIntegerField(_("教职工总数"), default=0)
+    teachers_participating = models.PositiveIntegerField(_("参与家访教师数量"), default=0)
+    students_required = models.PositiveIntegerField(_("家访学生数量"), default=0)
+    students_visited = models.PositiveIntegerField(_("已走访人数"), default=0)
+    students_total = models.PositiveIntegerField(_("学生总数"), default=0)
+    # Further indicators.
+    visits = models.PositiveIntegerField(_("家访人次"), default=0)
+    in_home_visits = models.PositiveIntegerField(_("入户家访人次"), default=0)
+    focus_students = models.PositiveIntegerField(_("重点关注学生"), default=0)
+    focus_visited = models.PositiveIntegerField(_("重点关注学生已走访"), default=0)
+    special_students = models.PositiveIntegerField(_("特殊学生"), default=0)
+    special_meeting_rule = models.PositiveIntegerField(_("入户家访满 2 次的特殊学生"), default=0)
+    care_students = models.PositiveIntegerField(_("孤儿和事实无人抚养儿童"), default=0)
+    open_feedback = models.PositiveIntegerField(_("待处理家长意见"), default=0)
+    overdue_safety_reports = models.PositiveIntegerField(_("超时未报平安"), default=0)
+    # {category code: [students in force, of them visited in the period]}
+    categories = models.JSONField(_("分类别"), default=dict)
+    computed_at = models.DateTimeField(_("计算时间"))
+
+    objects = UnitStatisticsQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("统计数据")
+        verbose_name_plural = _("统计数据")
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "period", "level", "unit_id"], name="unique_unit_statistics"),
+            models.CheckConstraint(condition=~Q(level="county") | Q(unit_id=0), name="county_unit_is_zero"),
+        ]
+        indexes = [
+            models.Index(fields=["campaign", "period", "level", "zone"]),
+            models.Index(fields=["campaign", "period", "level", "school"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.period}"
+
+    @property
+    def participation_rate(self) -> Decimal | None:
+        """走访率: teachers who visited over the unit's staff."""
+        return rate(self.teachers_participating, self.staff_total)
+
+    @property
+    def coverage_rate(self) -> Decimal | None:
+        """家访率: students visited over the students to visit."""
+        return rate(self.students_visited, self.students_required)
+
+    @property
+    def focus_coverage_rate(self) -> Decimal | None:
+        return rate(self.focus_visited, self.focus_students)
+
+    @property
+    def special_rule_rate(self) -> Decimal | None:
+        return rate(self.special_meeting_rule, self.special_students)
+
+
+class UnitStatisticsDay(models.Model):
+    """One row a day per unit for the whole campaign: the trend of coverage and participation."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    level = models.CharField(max_length=10, choices=Level.choices)
+    unit_id = models.PositiveIntegerField()
+    day = models.DateField(_("日期"))
+    staff_total = models.PositiveIntegerField(default=0)
+    teachers_participating = models.PositiveIntegerField(default=0)
+    students_required = models.PositiveIntegerField(default=0)
+    students_visited = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("统计日数据")
+        verbose_name_plural = _("统计日数据")
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "level", "unit_id", "day"], name="unique_unit_statistics_day")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.level} {self.unit_id} {self.day}"
+
+    @property
+    def coverage_rate(self) -> Decimal | None:
+        return rate(self.students_visited, self.students_required)
+
+    @property
+    def participation_rate(self) -> Decimal | None:
+        return rate(self.teachers_participating, self.staff_total)
+
+
+class StatisticsRun(models.Model):
+    """A full recompute's progress: schools are done in id order and ``last_school_id`` says how
+    far it got, so a run killed midway is finished by the next one (rows are upserted, never
+    incremented, so redoing a school counts nothing twice)."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    started_at = models.DateTimeField()
+    heartbeat_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_school_id = models.PositiveIntegerField(default=0)
+    schools_done = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("统计计算任务")
+        verbose_name_plural = _("统计计算任务")
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class TeacherStatisticsQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "TeacherStatisticsQuerySet":
+        """Teacher assessment (年度考核、师德考核) is the school's: its admin, and the bureau roles."""
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        if user.role in BUREAU_ROLES:
+            return self.all()
+        if user.role == Role.ZONE_ADMIN and user.zone_id:
+            return self.filter(school__zone_id=user.zone_id)
+        if user.role == Role.SCHOOL_ADMIN and user.school_id:
+            return self.filter(school_id=user.school_id)
+        return self.none()
+
+
+class TeacherStatistics(models.Model):
+    """Per member of staff, campaign and period: the figures of the teacher assessment."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    period = models.CharField(_("统计期间"), max_length=20)
+    teacher = models.ForeignKey("schools.User", verbose_name=_("教师"), on_delete=models.CASCADE, related_name="+")
+    school = models.ForeignKey(School, verbose_name=_("学校"), on_delete=models.CASCADE, related_name="+")
+    # Active students of the classes the teacher heads or teaches.
+    students_assigned = models.PositiveIntegerField(_("任教学生数"), default=0)
+    # Of them, those with a submitted visit in the period that the teacher led or joined.
+    students_visited = models.PositiveIntegerField(_("已走访学生数"), default=0)
+    # Submitted visits the teacher led or joined, and of them in-home.
+    visits = models.PositiveIntegerField(_("家访人次"), default=0)
+    in_home_visits = models.PositiveIntegerField(_("入户家访人次"), default=0)
+    # Records the teacher led: submitted (complete) and still in draft.
+    records_complete = models.PositiveIntegerField(_("已提交记录"), default=0)
+    records_draft = models.PositiveIntegerField(_("草稿"), default=0)
+    computed_at = models.DateTimeField(_("计算时间"))
+
+    objects = TeacherStatisticsQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("教师家访统计")
+        verbose_name_plural = _("教师家访统计")
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "period", "teacher"], name="unique_teacher_statistics")
+        ]
+        indexes = [models.Index(fields=["campaign", "period", "school"])]
+
+    def __str__(self) -> str:
+        return f"{self.teacher_id} {self.period}"
+
+    @property
+    def coverage_rate(self) -> Decimal | None:
+        return rate(self.students_visited, self.students_assigned)

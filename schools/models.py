@@ -7,6 +7,7 @@ import uuid
 
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -282,6 +283,13 @@ class Campaign(models.Model):
     name = models.CharField(_("活动名称"), max_length=100)
     school_year = models.ForeignKey(
         SchoolYear, verbose_name=_("学年"), null=True, blank=True, on_delete=models.PROTECT, related_name="campaigns"
+    )
+    # The dashboards' progress line runs from 0 at a phase's start to this at its end.
+    coverage_target = models.PositiveSmallIntegerField(
+        _("目标家访率（%）"),
+        default=100,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text=_("每个阶段结束时应达到的家访率；看板按从阶段开始到结束的直线计算“今天应达到”的进度。"),
     )
 
     class Meta:
