@@ -4,9 +4,11 @@ With nothing set, the embedded default runs: SQLite in ``var/``, Celery tasks in
 local disk. ``DATABASE_URL`` and ``CELERY_BROKER_URL`` switch to PostgreSQL and Redis.
 """
 
+import datetime
 import secrets
 from pathlib import Path
 
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from homevisit.env import env_bool, env_broker_url, env_database, env_int, env_list, env_str
@@ -178,7 +180,22 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Beat jobs (production runs `celery beat`; the embedded default has no beat, see visits.views.safety).
 CELERY_BEAT_SCHEDULE = {
     "safety-reports-overdue": {"task": "visits.tasks.safety_reports_overdue_sweep", "schedule": 300.0},
+    "statistics-refresh-stale": {"task": "ledgers.tasks.statistics_refresh_stale_sweep", "schedule": 60.0},
+    "statistics-nightly": {
+        "task": "ledgers.tasks.statistics_recompute_nightly",
+        "schedule": crontab(hour=2, minute=30),
+    },
 }
+
+# Statistics refresh (DESIGN §7): a school's changes within this window are coalesced into one
+# refresh (none in the embedded default, where tasks run in-process at once); figures are never
+# left older than the staleness cap while changes keep coming; a full run whose worker stops
+# making progress for the lease is taken over by the next one.
+STATISTICS_REFRESH_DELAY = datetime.timedelta(
+    seconds=env_int("STATISTICS_REFRESH_DELAY_SECONDS", 0 if CELERY_TASK_ALWAYS_EAGER else 30, minimum=0)
+)
+STATISTICS_MAX_STALENESS = datetime.timedelta(minutes=5)
+STATISTICS_RUN_LEASE = datetime.timedelta(minutes=10)
 
 LOGGING = {
     "version": 1,

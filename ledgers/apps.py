@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class LedgersConfig(AppConfig):
     name = "ledgers"
     verbose_name = "台账"
+
+    def ready(self) -> None:
+        from ledgers import receivers  # noqa: F401 - connects the statistics refresh receiver

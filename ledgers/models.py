@@ -167,6 +167,11 @@ class StatisticsRun(models.Model):
         verbose_name = _("统计计算任务")
         verbose_name_plural = _("统计计算任务")
         ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign"], condition=Q(finished_at__isnull=True), name="one_unfinished_run_per_campaign"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.campaign_id} {self.started_at:%Y-%m-%d %H:%M}"

@@ -31,13 +31,15 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from django.db import connection, transaction
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
 from ledgers.models import (
     WHOLE_CAMPAIGN,
     Level,
+    StatisticsRun,
     TeacherStatistics,
     UnitStatistics,
     UnitStatisticsDay,
@@ -724,3 +726,93 @@ def statistics_compute(
 
 
 CHUNK_SCHOOLS = 100
+
+
+def statistics_refresh_stale(
+    *, school_ids: Iterable[int] | None = None, older_than: datetime.timedelta | None = None
+) -> list[int]:
+    """Recompute the schools whose statistics are marked stale (of ``school_ids``, or all), and
+    clear each mark if no new request came in meanwhile (compare and swap on the mark's time).
+
+    ``older_than`` coalesces: a school whose latest request is younger is left for the refresh that
+    request queued, unless its figures are older than ``STATISTICS_MAX_STALENESS``. Returns the ids
+    refreshed."""
+    now = timezone.now()
+    marked = School.objects.filter(statistics_stale_since__isnull=False)
+    if school_ids is not None:
+        marked = marked.filter(pk__in=list(school_ids))
+    marks = dict(marked.values_list("pk", "statistics_stale_since"))
+    if older_than:
+        fresh_enough = now - settings.STATISTICS_MAX_STALENESS
+        recently_computed = set(
+            UnitStatistics.objects.filter(
+                level=Level.SCHOOL, unit_id__in=list(marks), period=WHOLE_CAMPAIGN, computed_at__gt=fresh_enough
+            ).values_list("unit_id", flat=True)
+        )
+        marks = {pk: mark for pk, mark in marks.items() if mark <= now - older_than or pk not in recently_computed}
+    if not marks:
+        return []
+    campaign = Campaign.current(timezone.localdate(now))
+    if campaign is not None:
+        statistics_compute(campaign=campaign, school_ids=marks, now=now)
+    done = Q()
+    for pk, mark in marks.items():
+        done |= Q(pk=pk, statistics_stale_since=mark)
+    School.objects.filter(done).update(statistics_stale_since=None)
+    return sorted(marks)
+
+
+def statistics_recompute_all(*, on_chunk=None) -> StatisticsRun | None:
+    """The nightly full recompute: every school, a chunk at a time, then zones and the county.
+
+    One unfinished run per campaign exists at a time (a partial unique constraint). A worker takes
+    it over only when its lease has run out (no progress for ``STATISTICS_RUN_LEASE``); so a second
+    worker started meanwhile leaves at once, and a run whose worker was killed is finished by the
+    next one from the school after the last one it stored. Each chunk's rows and the progress are
+    written in one transaction. ``on_chunk(run)`` is called after each chunk (tests use it to die).
+    Returns the finished run, or None when there is no campaign or another worker is running."""
+    now = timezone.now()
+    campaign = Campaign.current(timezone.localdate(now))
+    if campaign is None:
+        return None
+    run = _run_claim(campaign, now)
+    if run is None:
+        return None
+    while True:
+        ids = list(
+            School.objects.filter(pk__gt=run.last_school_id).order_by("pk").values_list("pk", flat=True)[:CHUNK_SCHOOLS]
+        )
+        if not ids:
+            break
+        with transaction.atomic():
+            _compute_schools(campaign=campaign, school_ids=ids, now=timezone.now())
+            run.last_school_id = ids[-1]
+            run.schools_done += len(ids)
+            run.heartbeat_at = timezone.now()
+            run.save(update_fields=["last_school_id", "schools_done", "heartbeat_at"])
+        if on_chunk is not None:
+            on_chunk(run)
+    with transaction.atomic():
+        _roll_up(campaign=campaign, zone_ids=None, now=timezone.now())
+        run.finished_at = timezone.now()
+        run.save(update_fields=["finished_at"])
+        # Every school was computed after the run started: requests made before then are answered.
+        School.objects.filter(statistics_stale_since__lte=run.started_at).update(statistics_stale_since=None)
+    return run
+
+
+def _run_claim(campaign: Campaign, now: datetime.datetime) -> StatisticsRun | None:
+    run = StatisticsRun.objects.filter(campaign=campaign, finished_at__isnull=True).first()
+    if run is not None:
+        if run.heartbeat_at > now - settings.STATISTICS_RUN_LEASE:
+            return None
+        claimed = StatisticsRun.objects.filter(pk=run.pk, heartbeat_at=run.heartbeat_at).update(heartbeat_at=now)
+        if not claimed:
+            return None
+        run.heartbeat_at = now
+        return run
+    try:
+        with transaction.atomic():
+            return StatisticsRun.objects.create(campaign=campaign, started_at=now, heartbeat_at=now)
+    except IntegrityError:
+        return None  # another worker created the run a moment ago

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from schools.importing import SheetError, check_xlsx_container, read_sheet
 from schools.models import AuditEvent, ImportJob, School, SchoolClass, SchoolYear, User
+from schools.signals import statistics_refresh_wanted
 
 logger = logging.getLogger("homevisit.imports")
 
@@ -158,6 +159,7 @@ def import_job_apply(*, job_id: int, importer) -> ImportJob:
             if not ImportJob.objects.select_for_update().filter(pk=job.pk, status=ImportJob.Status.IMPORTING).exists():
                 return job
             result = importer.apply(checked=checked, school=job.school, acting_user=job.uploaded_by)
+            statistics_refresh_request(school_id=job.school_id)
             job.result = {**result, "skip_invalid": skip_invalid, "skipped_rows": len(checked.invalid_rows)}
             job.status = ImportJob.Status.DONE
             job.processed_rows = job.total_rows
@@ -218,3 +220,15 @@ def school_classes_create(*, school: School, grade: int, numbers: list[int], act
             detail={"created_classes": [c.name for c in created]},
         )
     return created
+
+
+def statistics_refresh_request(*, school_id: int) -> None:
+    """Mark the school's statistics stale inside the caller's transaction and, once it commits, ask
+    for a refresh. The mark is a row, not a message: if the broker is down the request is not lost,
+    the periodic sweep finds the mark. A rolled-back change leaves no mark and asks for nothing."""
+    # A value from Python, not the database's clock: the refresh compares it back exactly.
+    School.objects.filter(pk=school_id).update(statistics_stale_since=timezone.now())
+    transaction.on_commit(
+        lambda: statistics_refresh_wanted.send(sender=School, school_id=school_id),
+        robust=True,
+    )

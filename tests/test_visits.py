@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from PIL import Image
 
+from ledgers.models import WHOLE_CAMPAIGN, Level, UnitStatistics
 from schools.models import AuditEvent, Phase, School
 from students.models import Student
 from tests import factories
@@ -288,10 +289,17 @@ def test_a_submitted_visit_asks_for_a_statistics_refresh_after_commit(world, pha
         situation="电话沟通",
         integrity_declared=True,
     )
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
         visit_submit(visit=None, data=data, acting_user=world.teacher)
     assert len(callbacks) == 1
-    assert School.objects.get(pk=world.school.pk).statistics_stale_since is not None
+    assert School.objects.get(pk=world.school.pk).statistics_stale_since is not None  # durable before any broker
+    assert not UnitStatistics.objects.exists()
+
+    callbacks[0]()  # the commit: the refresh runs (in-process here, after the window on a worker)
+
+    row = UnitStatistics.objects.get(level=Level.SCHOOL, unit_id=world.school.pk, period=WHOLE_CAMPAIGN)
+    assert (row.students_visited, row.teachers_participating, row.visits) == (1, 1, 1)
+    assert School.objects.get(pk=world.school.pk).statistics_stale_since is None
 
 
 def test_a_rolled_back_save_queues_no_refresh(world, phase, django_capture_on_commit_callbacks):

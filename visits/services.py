@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from schools.models import AuditEvent, Campaign, Phase, Role, School, User
-from schools.services import audit_event_record
+from schools.services import audit_event_record, statistics_refresh_request
 from students.models import Student
 from visits.models import Content, Method, Revision, Suggestion, Visit
 
@@ -113,15 +113,8 @@ def _visit_write(
             detail={"status": visit.status, "version": visit.version},
         )
         if visit.is_submitted:
-            request_statistics_refresh(school_id=visit.school_id)
+            statistics_refresh_request(school_id=visit.school_id)
     return visit
-
-
-def request_statistics_refresh(*, school_id: int) -> None:
-    """Queue the school's statistics refresh for after the commit: a rolled-back save queues nothing."""
-    from visits.tasks import statistics_refresh_requested
-
-    transaction.on_commit(lambda: statistics_refresh_requested.delay(school_id))
 
 
 def phase_on(day: datetime.date) -> Phase | None:

@@ -1,17 +1,7 @@
 from celery import shared_task
 from django.conf import settings
-from django.db.models import F
-from django.db.models.functions import Coalesce, Now
 
-from schools.models import School
 from visits.notify import WebhookRejected, webhook_post
-
-
-@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=10)
-def statistics_refresh_requested(school_id: int) -> None:
-    """Mark the school's statistics stale; the statistics job recomputes stale schools and clears
-    the mark. Marking twice keeps the earliest time, so requests coalesce."""
-    School.objects.filter(pk=school_id).update(statistics_stale_since=Coalesce(F("statistics_stale_since"), Now()))
 
 
 @shared_task(acks_late=True)

@@ -1,0 +1,184 @@
+"""The statistics jobs: a change queues its school's refresh after the commit, refreshes within the
+window are coalesced, a lost request is found by the sweep, and a full run killed midway is
+finished by the next one without counting anything twice."""
+
+import datetime
+import threading
+
+import pytest
+import time_machine
+from django.core.management import call_command
+from django.db import connection
+
+from ledgers import statistics
+from ledgers.models import WHOLE_CAMPAIGN, Level, StatisticsRun, UnitStatistics
+from ledgers.statistics import statistics_recompute_all, statistics_refresh_stale
+from ledgers.tasks import statistics_refresh_school, statistics_refresh_stale_sweep
+from schools.models import School
+from schools.services import statistics_refresh_request
+from tests.conftest import REQUIRE_SERVICES
+from tests.test_statistics import NOW, assert_every_row_matches, build_county, expected_rows
+
+pytestmark = pytest.mark.django_db
+
+
+def school_row(school: School) -> UnitStatistics:
+    return UnitStatistics.objects.get(level=Level.SCHOOL, period=WHOLE_CAMPAIGN, unit_id=school.pk)
+
+
+@time_machine.travel(NOW, tick=False)
+def test_refreshes_within_the_window_are_coalesced_into_one_run(
+    settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    settings.STATISTICS_REFRESH_DELAY = datetime.timedelta(seconds=30)
+    county = build_county(51, schools=2)
+    statistics.statistics_compute(campaign=county["campaign"])  # last night's figures
+    school = School.objects.order_by("pk").first()
+    runs = []
+    original = statistics.statistics_compute
+
+    def counting(**kwargs):
+        runs.append(kwargs["school_ids"])
+        return original(**kwargs)
+
+    monkeypatch.setattr(statistics, "statistics_compute", counting)
+    for _ in range(3):  # three visits submitted within a few seconds
+        with django_capture_on_commit_callbacks(execute=False):
+            statistics_refresh_request(school_id=school.pk)
+    # The first request's queued refresh comes due while newer requests wait: it leaves it to them.
+    assert statistics_refresh_school(school.pk) == []
+    with time_machine.travel(NOW + datetime.timedelta(seconds=31), tick=False):
+        assert statistics_refresh_school(school.pk) == [school.pk]
+        assert statistics_refresh_school(school.pk) == []  # the others find nothing left to do
+
+    assert len(runs) == 1
+    assert School.objects.get(pk=school.pk).statistics_stale_since is None
+    assert school_row(school).students_total == school.students.filter(status="active").count()
+
+
+@time_machine.travel(NOW, tick=False)
+def test_a_request_made_during_a_refresh_is_not_lost(monkeypatch):
+    build_county(52, schools=1)
+    school = School.objects.get()
+    statistics_refresh_request(school_id=school.pk)
+    original = statistics.statistics_compute
+
+    def with_a_visit_meanwhile(**kwargs):
+        original(**kwargs)
+        with time_machine.travel(NOW + datetime.timedelta(seconds=1), tick=False):
+            statistics_refresh_request(school_id=school.pk)  # committed while the refresh computed
+
+    monkeypatch.setattr(statistics, "statistics_compute", with_a_visit_meanwhile)
+    statistics_refresh_stale(school_ids=[school.pk])
+
+    assert School.objects.get(pk=school.pk).statistics_stale_since is not None  # still to do
+
+
+@time_machine.travel(NOW, tick=False)
+def test_the_sweep_refreshes_a_school_whose_queued_refresh_was_lost(settings):
+    settings.STATISTICS_REFRESH_DELAY = datetime.timedelta(seconds=30)
+    build_county(53, schools=2)
+    lost, waiting = School.objects.order_by("pk")
+    School.objects.filter(pk=lost.pk).update(statistics_stale_since=NOW - datetime.timedelta(minutes=3))
+    School.objects.filter(pk=waiting.pk).update(statistics_stale_since=NOW - datetime.timedelta(seconds=5))
+
+    assert statistics_refresh_stale_sweep() == [lost.pk, waiting.pk]  # never computed: none is fresh enough
+
+    School.objects.filter(pk=waiting.pk).update(statistics_stale_since=NOW - datetime.timedelta(seconds=5))
+    assert statistics_refresh_stale_sweep() == []  # computed a moment ago; its own refresh is coming
+
+
+@time_machine.travel(NOW, tick=False)
+def test_a_broker_that_refuses_the_refresh_loses_nothing(monkeypatch, django_capture_on_commit_callbacks):
+    build_county(54, schools=1)
+    school = School.objects.get()
+
+    def refuse(*args, **kwargs):
+        raise ConnectionRefusedError("[Errno 111] Connection refused")
+
+    monkeypatch.setattr(statistics_refresh_school, "apply_async", refuse)
+    with django_capture_on_commit_callbacks(execute=True):
+        statistics_refresh_request(school_id=school.pk)  # the change commits; no error reaches the user
+
+    assert School.objects.get(pk=school.pk).statistics_stale_since is not None
+    assert statistics_refresh_stale_sweep() == [school.pk]
+
+
+@time_machine.travel(NOW, tick=False)
+def test_a_full_run_killed_midway_is_finished_by_the_next_without_double_counting(monkeypatch):
+    county = build_county(55, schools=4)
+    monkeypatch.setattr(statistics, "CHUNK_SCHOOLS", 1)
+
+    class Killed(Exception):
+        pass
+
+    def die_after_two(run):
+        if run.schools_done == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        statistics_recompute_all(on_chunk=die_after_two)
+    run = StatisticsRun.objects.get()
+    assert run.finished_at is None and run.schools_done == 2
+    assert UnitStatistics.objects.filter(level=Level.SCHOOL, period=WHOLE_CAMPAIGN).count() == 2
+
+    assert statistics_recompute_all() is None  # within the lease: another worker may still be on it
+
+    with time_machine.travel(NOW + datetime.timedelta(minutes=11), tick=False):
+        finished = statistics_recompute_all()
+    assert finished.pk == run.pk and finished.finished_at is not None and finished.schools_done == 4
+    assert_every_row_matches(expected_rows(county["campaign"], county["phases"]))
+
+    # Run again: a new run, the same figures.
+    with time_machine.travel(NOW + datetime.timedelta(minutes=30), tick=False):
+        assert statistics_recompute_all().pk != run.pk
+    assert_every_row_matches(expected_rows(county["campaign"], county["phases"]))
+
+
+@time_machine.travel(NOW, tick=False)
+def test_the_command_computes_every_unit_and_says_how_long_it_took(capsys):
+    county = build_county(56, schools=3)
+    call_command("compute_statistics")
+    out = capsys.readouterr().out
+    assert "3 所学校" in out and "秒" in out
+    assert_every_row_matches(expected_rows(county["campaign"], county["phases"]))
+    call_command("compute_statistics", "--school", School.objects.first().code)
+    assert "1 所学校" in capsys.readouterr().out
+
+
+def _require_postgresql() -> None:
+    if connection.vendor == "postgresql":
+        return
+    if REQUIRE_SERVICES:
+        pytest.fail("HOMEVISIT_REQUIRE_SERVICES=1 but the database is not PostgreSQL")
+    pytest.skip("two workers at once need PostgreSQL's row locks; the embedded run uses SQLite")
+
+
+@pytest.mark.django_db(transaction=True)
+@time_machine.travel(NOW, tick=True)
+def test_two_full_runs_started_at_once_compute_once(monkeypatch):
+    _require_postgresql()
+    county = build_county(57, schools=3)
+    monkeypatch.setattr(statistics, "CHUNK_SCHOOLS", 1)
+    barrier = threading.Barrier(2)
+    results, errors = [], []
+
+    def worker():
+        try:
+            barrier.wait(timeout=10)
+            results.append(statistics_recompute_all())
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert errors == []
+    assert sorted(r is None for r in results) == [False, True]  # one ran, the other stood aside
+    assert StatisticsRun.objects.count() == 1
+    assert_every_row_matches(expected_rows(county["campaign"], county["phases"]))
