@@ -26,6 +26,7 @@ or visits. Rows are upserted on (campaign, period, level, unit), never increment
 computation twice, or two at once, or again after one was killed, gives the same figures.
 """
 
+import dataclasses
 import datetime
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -90,6 +91,14 @@ class _Window:
     start: datetime.datetime | None
     end: datetime.datetime | None  # exclusive
     revisit: bool
+    until: datetime.datetime | None = None  # only visits before this count (the history backfill)
+
+    def condition(self) -> tuple[str, list]:
+        """SQL for "visit ``v`` belongs to this period", with its parameters."""
+        phases_in, params = _in(self.phase_ids)
+        if self.until is None:
+            return f"v.phase_id IN {phases_in}", params
+        return f"(v.phase_id IN {phases_in} AND v.visited_at < %s)", [*params, _dt(self.until)]
 
 
 @dataclass
@@ -169,8 +178,8 @@ def _student_figures(school_ids: list[int], windows: list[_Window], today: datet
     schools_in, schools_params = _in(school_ids)
     seen_columns, seen_params = [], []
     for index, window in enumerate(windows):
-        phases_in, phases_params = _in(window.phase_ids)
-        seen_columns.append(f"{_flag(f'v.phase_id IN {phases_in}')} AS seen_{index}")
+        condition, phases_params = window.condition()
+        seen_columns.append(f"{_flag(condition)} AS seen_{index}")
         seen_params += phases_params
     seen_sql = f"""
         SELECT vs.student_id AS student_id, {", ".join(seen_columns)},
@@ -271,8 +280,8 @@ def _staff_figures(school_ids: list[int], windows: list[_Window]) -> dict[int, d
     roles_in, roles_params = _in(list(SCHOOL_ROLES))
     flags, flag_params = [], []
     for index, window in enumerate(windows):
-        phases_in, phases_params = _in(window.phase_ids)
-        flags.append(f"{_flag(f'v.phase_id IN {phases_in}')} AS took_part_{index}")
+        condition, phases_params = window.condition()
+        flags.append(f"{_flag(condition)} AS took_part_{index}")
         flag_params += phases_params
     sql = f"""
         WITH p AS ({_participants_sql()}),
@@ -321,8 +330,8 @@ def _class_staff_figures(school_ids: list[int], windows: list[_Window]) -> dict[
     schools_in, schools_params = _in(school_ids)
     flags, flag_params = [], []
     for index, window in enumerate(windows):
-        phases_in, phases_params = _in(window.phase_ids)
-        flags.append(f"{_flag(f'v.phase_id IN {phases_in}')} AS took_part_{index}")
+        condition, phases_params = window.condition()
+        flags.append(f"{_flag(condition)} AS took_part_{index}")
         flag_params += phases_params
     sql = f"""
         WITH p AS ({_participants_sql()}),
@@ -816,3 +825,42 @@ def _run_claim(campaign: Campaign, now: datetime.datetime) -> StatisticsRun | No
             return StatisticsRun.objects.create(campaign=campaign, started_at=now, heartbeat_at=now)
     except IntegrityError:
         return None  # another worker created the run a moment ago
+
+
+def statistics_history_backfill(*, campaign: Campaign, days: Iterable[datetime.date]) -> int:
+    """Daily history rows (schools, zones, county; the whole campaign) for past ``days``, counting
+    the visits made before each day ended and the categories in force on it. For a deployment in
+    mid-campaign, and for the demo's trend. The roster is today's: past rosters are not kept.
+    Returns the number of rows written."""
+    whole = _windows(campaign)[0]
+    school_zone = dict(School.objects.values_list("pk", "zone_id"))
+    ids = sorted(school_zone)
+    history: list[UnitStatisticsDay] = []
+    for day in days:
+        window = dataclasses.replace(whole, until=_start_of(day + datetime.timedelta(days=1)))
+        year_bounds = _school_year_bounds(campaign, day)
+        zones: dict[int, _Figures] = defaultdict(_Figures)
+        county = _Figures()
+        for start in range(0, len(ids), CHUNK_SCHOOLS):
+            chunk = ids[start : start + CHUNK_SCHOOLS]
+            schools: dict[int, _Figures] = defaultdict(_Figures)
+            for (school_id, _class), per_window in _student_figures(chunk, [window], day, year_bounds).items():
+                schools[school_id].add(per_window[WHOLE_CAMPAIGN])
+            for school_id, per_window in _staff_figures(chunk, [window]).items():
+                total, took_part = per_window[WHOLE_CAMPAIGN]
+                schools[school_id].values.update(staff_total=total, teachers_participating=took_part)
+            for school_id in chunk:
+                figures = schools[school_id]
+                history.append(_day(campaign, Level.SCHOOL, school_id, day, figures))
+                zones[school_zone[school_id]].add(figures)
+                county.add(figures)
+        history += [_day(campaign, Level.ZONE, zone_id, day, figures) for zone_id, figures in zones.items()]
+        history.append(_day(campaign, Level.COUNTY, 0, day, county))
+    UnitStatisticsDay.objects.bulk_create(
+        history,
+        batch_size=2000,
+        update_conflicts=True,
+        unique_fields=["campaign", "level", "unit_id", "day"],
+        update_fields=["staff_total", "teachers_participating", "students_required", "students_visited"],
+    )
+    return len(history)

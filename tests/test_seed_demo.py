@@ -16,6 +16,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from ledgers.models import UnitStatistics, UnitStatisticsDay
 from schools.importing import id_number_birth_date, id_number_gender, validate_id_number
 from schools.models import (
     AuditEvent,
@@ -300,6 +301,10 @@ def test_the_demo_shows_the_first_round_done_and_the_revisits_under_way():
     revisited = Visit.objects.filter(phase__kind=Phase.Kind.REVISIT).values("students").distinct().count()
     assert 0 < revisited < 0.3 * focus.count()
     # The family's suggestions: some answered on the spot, a few passed to the school and open.
+    # The statistics are computed, with a weekly trend since the campaign began.
+    county = UnitStatistics.objects.get(level="county", period="campaign")
+    assert county.students_total == Student.objects.count() and county.students_visited > 0
+    assert UnitStatisticsDay.objects.filter(level="county").count() >= 20
     to_school = Suggestion.objects.filter(to_school=True)
     assert to_school.exists() and not to_school.exclude(reply="").exists()
     assert Suggestion.objects.filter(to_school=False).exclude(reply="").count() > to_school.count()

@@ -20,7 +20,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from ledgers.models import WHOLE_CAMPAIGN, Level, TeacherStatistics, UnitStatistics, UnitStatisticsDay, rate
-from ledgers.statistics import statistics_compute
+from ledgers.statistics import statistics_compute, statistics_history_backfill
 from schools.models import SCHOOL_ROLES, Campaign, Phase, Role, School, SchoolClass, SchoolYear, User
 from students.models import FOCUS_CATEGORIES, SPECIAL_CATEGORIES, Category, Student, StudentCategory
 from tests import factories
@@ -409,3 +409,26 @@ def test_the_computation_takes_the_same_queries_for_two_schools_or_eight(monkeyp
         counts.append(len(captured))
         UnitStatistics.objects.all().delete()
     assert counts[0] == counts[1]
+
+
+@time_machine.travel(NOW, tick=False)
+def test_the_history_backfill_counts_only_the_visits_made_by_each_day():
+    county = build_county(61, schools=3)
+    campaign = county["campaign"]
+    day = datetime.date(2026, 6, 15)
+
+    statistics_history_backfill(campaign=campaign, days=[day])
+
+    before = [
+        v
+        for v in Visit.objects.filter(status=Visit.Status.SUBMITTED, phase__campaign=campaign)
+        if timezone.localtime(v.visited_at).date() <= day
+    ]
+    active = set(Student.objects.filter(status=Student.Status.ACTIVE).values_list("pk", flat=True))
+    staff = set(User.objects.filter(is_active=True, role__in=SCHOOL_ROLES).values_list("pk", flat=True))
+    visited = {s.pk for v in before for s in v.students.all()} & active
+    took_part = {pk for v in before for pk in [v.lead_teacher_id, *v.companions.values_list("pk", flat=True)]} & staff
+    row = UnitStatisticsDay.objects.get(level=Level.COUNTY, day=day)
+    assert (row.students_visited, row.students_required) == (len(visited), len(active))
+    assert (row.teachers_participating, row.staff_total) == (len(took_part), len(staff))
+    assert UnitStatisticsDay.objects.filter(day=day, level=Level.SCHOOL).count() == 3

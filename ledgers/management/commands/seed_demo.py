@@ -1,12 +1,15 @@
 """``python manage.py seed_demo``: the demo county for ``make run`` (DESIGN §10)."""
 
+import datetime
 import time
 import unicodedata
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
+from django.utils import timezone
 
-from schools.models import School
+from ledgers.statistics import statistics_compute, statistics_history_backfill
+from schools.models import Campaign, School
 from students.demo import (
     DEFAULT_SCHOOLS,
     DEFAULT_SEED,
@@ -39,13 +42,26 @@ class Command(BaseCommand):
             help="只生成学校、教职工和学生，不生成已过阶段的家访记录、安全报备和家长意见",
         )
         parser.add_argument(
+            "--no-statistics",
+            action="store_true",
+            help="不计算统计（之后可运行 compute_statistics）",
+        )
+        parser.add_argument(
             "--reset",
             action="store_true",
             help="先清空演示数据（学校、学生、账号、导入任务、审计日志；手工创建的超级管理员保留）再生成",
         )
 
     def handle(
-        self, *args, schools: int, students_per_school: int, seed: int, reset: bool, no_visits: bool, **options
+        self,
+        *args,
+        schools: int,
+        students_per_school: int,
+        seed: int,
+        reset: bool,
+        no_visits: bool,
+        no_statistics: bool,
+        **options,
     ) -> None:
         started = time.monotonic()
         activity = None
@@ -80,6 +96,25 @@ class Command(BaseCommand):
                 f"已生成已过阶段的家访记录 {activity.visits} 条、安全报备 {activity.safety_reports} 条、"
                 f"家长意见建议 {activity.suggestions} 条（其中待学校处理 {activity.open_suggestions} 条）。"
             )
+        if summary is not None and not no_statistics:
+            self._statistics_compute()
+
+    def _statistics_compute(self) -> None:
+        """The figures the dashboards read, and a weekly trend since the campaign began."""
+        campaign = Campaign.current(timezone.localdate())
+        if campaign is None:
+            return
+        started = time.monotonic()
+        first = campaign.phases.order_by("start").values_list("start", flat=True).first()
+        today = timezone.localdate()
+        weeks = (
+            [first + datetime.timedelta(days=7 * n) for n in range(max(0, (today - first).days // 7 + 1))]
+            if first
+            else []
+        )
+        statistics_history_backfill(campaign=campaign, days=[day for day in weeks if day < today])
+        statistics_compute(campaign=campaign)
+        self.stdout.write(f"已计算统计（含 {len(weeks)} 周的趋势）；用时 {time.monotonic() - started:.1f} 秒。")
 
     def _accounts_write(self) -> None:
         rows = demo_account_rows()
