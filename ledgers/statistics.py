@@ -264,14 +264,35 @@ def _student_figures(school_ids: list[int], windows: list[_Window], today: datet
     return result
 
 
-def _participants_sql() -> str:
-    """(visit, member of staff) for each lead teacher and companion of a submitted visit."""
-    return """
-        SELECT v.id AS visit_id, v.lead_teacher_id AS user_id FROM visits_visit v WHERE v.status = %s
-        UNION
-        SELECT vc.visit_id AS visit_id, vc.user_id AS user_id
-        FROM visits_visit_companions vc JOIN visits_visit v ON v.id = vc.visit_id WHERE v.status = %s
-    """
+def _participants(
+    *, users_of: list[int] | None = None, students_of: list[int] | None = None, submitted: bool = True
+) -> tuple[str, list]:
+    """(visit, member of staff) for each lead teacher and companion of the visits, as SQL and its
+    parameters. The filters go inside both branches, so the database reads only the chunk's visits
+    through its indexes: the staff of ``users_of`` schools, or visits of ``students_of`` schools."""
+    branches, params = [], []
+    for visit_column, user_column, source in (
+        ("v.id", "v.lead_teacher_id", "visits_visit v"),
+        ("vc.visit_id", "vc.user_id", "visits_visit_companions vc JOIN visits_visit v ON v.id = vc.visit_id"),
+    ):
+        conditions = []
+        if submitted:
+            conditions.append("v.status = %s")
+            params.append(Visit.Status.SUBMITTED)
+        if users_of is not None:
+            schools_in, schools_params = _in(users_of)
+            conditions.append(f"{user_column} IN (SELECT id FROM schools_user WHERE school_id IN {schools_in})")
+            params += schools_params
+        if students_of is not None:
+            schools_in, schools_params = _in(students_of)
+            conditions.append(
+                f"{visit_column} IN (SELECT vs.visit_id FROM visits_visit_students vs"
+                f" JOIN students_student s ON s.id = vs.student_id WHERE s.school_id IN {schools_in})"
+            )
+            params += schools_params
+        where = " WHERE " + " AND ".join(conditions) if conditions else ""
+        branches.append(f"SELECT {visit_column} AS visit_id, {user_column} AS user_id FROM {source}{where}")
+    return " UNION ".join(branches), params
 
 
 def _staff_figures(school_ids: list[int], windows: list[_Window]) -> dict[int, dict[str, tuple[int, int]]]:
@@ -283,12 +304,12 @@ def _staff_figures(school_ids: list[int], windows: list[_Window]) -> dict[int, d
         condition, phases_params = window.condition()
         flags.append(f"{_flag(condition)} AS took_part_{index}")
         flag_params += phases_params
+    participants, participants_params = _participants(users_of=school_ids)
     sql = f"""
-        WITH p AS ({_participants_sql()}),
+        WITH p AS ({participants}),
         t AS (
             SELECT p.user_id AS user_id, {", ".join(flags)}
             FROM p JOIN visits_visit v ON v.id = p.visit_id
-            WHERE p.user_id IN (SELECT id FROM schools_user WHERE school_id IN {schools_in})
             GROUP BY p.user_id
         )
         SELECT u.school_id, COUNT(*), {", ".join(f"SUM(COALESCE(t.took_part_{i}, 0))" for i in range(len(windows)))}
@@ -296,15 +317,7 @@ def _staff_figures(school_ids: list[int], windows: list[_Window]) -> dict[int, d
         WHERE u.is_active = %s AND u.role IN {roles_in} AND u.school_id IN {schools_in}
         GROUP BY u.school_id
     """
-    params = [
-        Visit.Status.SUBMITTED,
-        Visit.Status.SUBMITTED,
-        *flag_params,
-        *schools_params,
-        True,
-        *roles_params,
-        *schools_params,
-    ]
+    params = [*participants_params, *flag_params, True, *roles_params, *schools_params]
     result = {}
     for row in _rows(sql, params):
         result[row[0]] = {w.code: (int(row[1]), int(row[2 + i] or 0)) for i, w in enumerate(windows)}
@@ -333,8 +346,9 @@ def _class_staff_figures(school_ids: list[int], windows: list[_Window]) -> dict[
         condition, phases_params = window.condition()
         flags.append(f"{_flag(condition)} AS took_part_{index}")
         flag_params += phases_params
+    participants, participants_params = _participants(students_of=school_ids)
     sql = f"""
-        WITH p AS ({_participants_sql()}),
+        WITH p AS ({participants}),
         t AS (
             SELECT s.school_class_id AS class_id, p.user_id AS user_id, {", ".join(flags)}
             FROM p
@@ -350,8 +364,7 @@ def _class_staff_figures(school_ids: list[int], windows: list[_Window]) -> dict[
         GROUP BY cs.class_id
     """
     params = [
-        Visit.Status.SUBMITTED,
-        Visit.Status.SUBMITTED,
+        *participants_params,
         *flag_params,
         *schools_params,
         Student.Status.ACTIVE,
@@ -443,8 +456,9 @@ def _teacher_figures(
         f"{_flag(f'v.phase_id IN {phases_in}')} AS seen_{i}" for i, (phases_in, _) in enumerate(phase_lists)
     )
     seen_params = [p for _, params in phase_lists for p in params]
+    participants, participants_params = _participants(users_of=school_ids)
     students_sql = f"""
-        WITH p AS ({_participants_sql()}),
+        WITH p AS ({participants}),
         cs AS ({_class_staff_sql(schools_in)}),
         ts AS (
             SELECT DISTINCT cs.user_id AS user_id, s.id AS student_id
@@ -456,7 +470,6 @@ def _teacher_figures(
             FROM p
             JOIN visits_visit v ON v.id = p.visit_id
             JOIN visits_visit_students vs ON vs.visit_id = p.visit_id
-            WHERE p.user_id IN (SELECT id FROM schools_user WHERE school_id IN {schools_in})
             GROUP BY p.user_id, vs.student_id
         )
         SELECT ts.user_id, COUNT(*), {", ".join(f"SUM(COALESCE(t.seen_{i}, 0))" for i in range(n))}
@@ -464,14 +477,12 @@ def _teacher_figures(
         GROUP BY ts.user_id
     """
     students_params = [
-        Visit.Status.SUBMITTED,
-        Visit.Status.SUBMITTED,
+        *participants_params,
         *schools_params,
         *schools_params,
         True,
         Student.Status.ACTIVE,
         *seen_params,
-        *schools_params,
     ]
 
     # Visits each took part in, in-home among them; records each led, submitted or in draft.
@@ -494,18 +505,14 @@ def _teacher_figures(
         )
         count_params += [Visit.Status.SUBMITTED, *params, Visit.Status.SUBMITTED, Method.IN_HOME, *params]
         count_params += [Visit.Status.SUBMITTED, *params, Visit.Status.DRAFT, *params]
+    every_record, every_record_params = _participants(users_of=school_ids, submitted=False)
     visits_sql = f"""
-        WITH p AS (
-            SELECT v.id AS visit_id, v.lead_teacher_id AS user_id FROM visits_visit v
-            UNION
-            SELECT vc.visit_id AS visit_id, vc.user_id AS user_id FROM visits_visit_companions vc
-        )
+        WITH p AS ({every_record})
         SELECT p.user_id, {", ".join(counts)}
         FROM p JOIN visits_visit v ON v.id = p.visit_id
-        WHERE p.user_id IN (SELECT id FROM schools_user WHERE school_id IN {schools_in})
         GROUP BY p.user_id
     """
-    visits_params = [*count_params, *schools_params]
+    visits_params = [*every_record_params, *count_params]
 
     staff = list(
         User.objects.filter(school_id__in=school_ids, is_active=True, role__in=SCHOOL_ROLES).values_list(
