@@ -20,6 +20,7 @@ class Command(BaseCommand):
     help = "导出「万名教师大家访」活动情况统计表（XLSX）：默认为全县（列出各片区），也可指定片区或学校。"
 
     def add_arguments(self, parser: CommandParser) -> None:
+        """--output, one of --zone / --school, --period and --schools."""
         parser.add_argument("--output", required=True, help="输出文件路径，如 统计表.xlsx")
         unit = parser.add_mutually_exclusive_group()
         unit.add_argument("--zone", metavar="CODE", help="片区代码：导出该片区的统计表（列出其各学校）")
@@ -42,6 +43,7 @@ class Command(BaseCommand):
         schools: bool,
         **options,
     ) -> None:
+        """Find the unit's stored row, write its sheet to ``output`` and record the export."""
         campaign = statistics_campaign()
         if campaign is None:
             raise CommandError("还没有家访活动，无法导出统计表。请先在管理后台创建本年度的家访活动。")
