@@ -11,4 +11,5 @@ urlpatterns = [
     path("", include("visits.safety_urls")),
     path("", include("schools.urls")),
     path("", include("students.urls")),
+    path("", include("ledgers.urls")),
 ]

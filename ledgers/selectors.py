@@ -92,3 +92,41 @@ def computed_at(*, campaign: Campaign) -> datetime.datetime | None:
     """When the county's row of the campaign was last computed (every full or school refresh
     rewrites it), or None before the first computation."""
     return UnitStatistics.objects.filter(campaign=campaign, level=Level.COUNTY).aggregate(at=Max("computed_at"))["at"]
+
+
+# --- dashboards -------------------------------------------------------------------------------
+
+# Phases in which visits are expected, so that a progress line means something; the planning,
+# review and summary phases have no coverage target.
+VISITING_PHASES = (Phase.Kind.FULL_ROUND, Phase.Kind.REVISIT)
+
+
+def progress_period(periods: list[Period], selected: Period, today: datetime.date) -> Period | None:
+    """The phase the dashboards measure progress against: the selected phase when it is a visiting
+    phase, else (whole campaign selected) the visiting phase that contains today, else None."""
+    if selected.phase is not None:
+        return selected if selected.code in VISITING_PHASES else None
+    return next(
+        (p for p in periods if p.code in VISITING_PHASES and p.start and p.end and p.start <= today <= p.end),
+        None,
+    )
+
+
+def expected_coverage(*, target: int, start: datetime.date, end: datetime.date, today: datetime.date):
+    """The coverage (percent, one decimal) a unit should have reached by the end of ``today``: a
+    straight line from 0 at the phase's start to ``target`` at the end of its last day. 0 before
+    the phase, ``target`` after it."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    total_days = (end - start).days + 1
+    elapsed_days = min(max((today - start).days + 1, 0), total_days)
+    return (Decimal(target) * elapsed_days / total_days).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+
+
+def assigned_school_ids(user: User) -> set[int]:
+    """The ids of an inspector's assigned schools (包联学校); empty for every other role."""
+    from schools.models import InspectorAssignment, Role
+
+    if user.role != Role.INSPECTOR:
+        return set()
+    return set(InspectorAssignment.objects.filter(inspector=user).values_list("school_id", flat=True))

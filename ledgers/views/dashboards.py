@@ -1,0 +1,676 @@
+"""The statistics dashboards (DESIGN §7) and the teacher assessment (年度考核、师德考核).
+
+Every page reads only the stored aggregates (``UnitStatistics``, ``UnitStatisticsDay``,
+``TeacherStatistics``) that ``ledgers.statistics`` computed: a fixed number of queries whatever the
+number of schools, and never the visit table. A unit's row is looked up within the user's scope;
+when there is none, the organisation object decides between "not computed yet" and 404 (with the
+DENIED audit row of ``schools.scoping``), so that no one learns what lies outside their scope.
+"""
+
+import datetime
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+
+from ledgers.exports import teacher_assessment_export
+from ledgers.models import WHOLE_CAMPAIGN, Level, TeacherStatistics, UnitStatistics, UnitStatisticsDay, rate
+from ledgers.selectors import (
+    Period,
+    assigned_school_ids,
+    campaign_periods,
+    expected_coverage,
+    progress_period,
+    statistics_campaign,
+    teacher_rows,
+    trend,
+    unit_rows,
+)
+from schools.models import BUREAU_ROLES, AuditEvent, Campaign, Role, School, SchoolClass, Zone
+from schools.scoping import deny, get_object_for_user, require_roles
+from schools.services import audit_event_record
+from students.models import FOCUS_CATEGORIES, Category
+
+DASHBOARD_ROLES = (Role.SCHOOL_ADMIN, Role.ZONE_ADMIN, Role.INSPECTOR, Role.BUREAU_ADMIN)
+NO_VALUE = "—"
+
+
+# --- the request's campaign and period ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The campaign the dashboards show, its periods, the one chosen with ``?period=``, and today."""
+
+    campaign: Campaign | None
+    periods: list[Period]
+    period: Period | None
+    today: datetime.date
+
+    @property
+    def query(self) -> str:
+        """The query string that keeps the chosen period on links to other statistics pages."""
+        if self.period is None or self.period.code == WHOLE_CAMPAIGN:
+            return ""
+        return f"?period={self.period.code}"
+
+
+def _scope(request: HttpRequest) -> Scope:
+    today = timezone.localdate()
+    campaign = statistics_campaign(today)
+    if campaign is None:
+        return Scope(campaign=None, periods=[], period=None, today=today)
+    periods = campaign_periods(campaign)
+    code = request.GET.get("period")
+    period = next((p for p in periods if p.code == code), periods[0])
+    return Scope(campaign=campaign, periods=periods, period=period, today=today)
+
+
+# --- tables: columns, server-side sorting, cells --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a table: ``value`` gives the sortable value of an item (None sorts last and
+    shows 「—」 for a rate); ``kind`` is "text", "count" or "rate"."""
+
+    key: str
+    label: str
+    value: Callable[[Any], Any]
+    kind: str = "count"
+    hint: str = ""
+
+    def text(self, item: Any) -> str:
+        value = self.value(item)
+        if value is None:
+            return NO_VALUE if self.kind == "rate" else ""
+        return f"{value}%" if self.kind == "rate" else str(value)
+
+
+@dataclass(frozen=True)
+class Header:
+    column: Column
+    sort: str  # the ?sort= value its link sets
+    state: str  # "ascending", "descending" or "" (for aria-sort)
+
+
+@dataclass
+class Line:
+    """A table row: the unit or teacher named (and linked), the other cells, and its flags."""
+
+    name: str
+    url: str | None
+    cells: list[tuple[str, bool]]  # (text, numeric)
+    assigned: bool = False
+    behind: bool = False
+
+
+@dataclass
+class Table:
+    headers: list[Header]
+    lines: list[Line]
+    sortable: bool
+    items: list = field(default_factory=list)  # what the lines show, in their order (for charts)
+
+
+def sort_items(items: Iterable[Any], columns: list[Column], sort: str) -> tuple[list[Any], str, bool]:
+    """Sort by the column ``sort`` names (a leading ``-`` for descending); items without a value
+    go last either way. Returns the items, the active column key ("" if none) and the direction."""
+    items = list(items)
+    key, descending = sort.removeprefix("-"), sort.startswith("-")
+    column = next((c for c in columns if c.key == key), None)
+    if column is None:
+        return items, "", False
+    present = [item for item in items if column.value(item) is not None]
+    missing = [item for item in items if column.value(item) is None]
+    present.sort(key=column.value, reverse=descending)
+    return present + missing, key, descending
+
+
+def _headers(columns: list[Column], active: str, descending: bool) -> list[Header]:
+    headers = []
+    for column in columns:
+        if column.key == active:
+            next_descending = not descending
+            state = "descending" if descending else "ascending"
+        else:
+            # Figures rank best first; names read A to Z.
+            next_descending, state = column.kind != "text", ""
+        headers.append(Header(column=column, sort=f"-{column.key}" if next_descending else column.key, state=state))
+    return headers
+
+
+# --- unit tables ------------------------------------------------------------------------------
+
+
+@dataclass
+class UnitItem:
+    """A unit's row with what the page adds: its link, its coverage in the progress phase, whether
+    it is behind the expected line, and whether it is one of the inspector's schools."""
+
+    row: UnitStatistics
+    url: str | None
+    phase_coverage: Decimal | None = None
+    behind: bool = False
+    assigned: bool = False
+
+
+NAME_LABELS = {Level.ZONE: "片区", Level.SCHOOL: "学校", Level.CLASS: "班级"}
+
+
+def unit_columns(level: str, *, with_zone: bool = False, phase_label: str = "") -> list[Column]:
+    """The columns of a ranking of units: the sheet's seven columns first, then the indicators."""
+    columns = [Column("name", NAME_LABELS.get(level, "单位"), lambda i: i.row.name, "text")]
+    if with_zone:
+        columns.append(Column("zone", "片区", lambda i: i.row.zone.name if i.row.zone else "", "text"))
+    columns += [
+        Column("staff_total", "教职工", lambda i: i.row.staff_total),
+        Column("teachers_participating", "参与家访教师", lambda i: i.row.teachers_participating),
+        Column("participation_rate", "走访率", lambda i: i.row.participation_rate, "rate", "参与家访教师 ÷ 教职工"),
+        Column("students_required", "家访学生", lambda i: i.row.students_required),
+        Column("students_visited", "已走访", lambda i: i.row.students_visited),
+        Column("students_total", "学生总数", lambda i: i.row.students_total),
+        Column("coverage_rate", "家访率", lambda i: i.row.coverage_rate, "rate", "已走访 ÷ 家访学生"),
+    ]
+    if phase_label:
+        columns.append(Column("phase_coverage", f"{phase_label}家访率", lambda i: i.phase_coverage, "rate"))
+    columns += [
+        Column("visits", "家访人次", lambda i: i.row.visits),
+        Column("in_home_visits", "入户人次", lambda i: i.row.in_home_visits),
+        Column("focus_coverage_rate", "重点关注家访率", lambda i: i.row.focus_coverage_rate, "rate"),
+        Column("special_rule_rate", "特殊学生入户满2次", lambda i: i.row.special_rule_rate, "rate"),
+        Column("open_feedback", "待处理意见", lambda i: i.row.open_feedback),
+        Column("overdue_safety_reports", "超时未报平安", lambda i: i.row.overdue_safety_reports),
+    ]
+    return columns
+
+
+def unit_table(items: list[UnitItem], columns: list[Column], *, sort: str | None) -> Table:
+    """A table of units, sorted by ``sort`` when it is given (None: not sortable, as listed);
+    the inspector's assigned schools stay first whatever the order."""
+    active, descending = "", False
+    if sort is not None:
+        items, active, descending = sort_items(items, columns, sort)
+    items = sorted(items, key=lambda item: not item.assigned)  # stable: keeps the column order
+    lines = [
+        Line(
+            name=item.row.name,
+            url=item.url,
+            cells=[(column.text(item), column.kind != "text") for column in columns[1:]],
+            assigned=item.assigned,
+            behind=item.behind,
+        )
+        for item in items
+    ]
+    return Table(headers=_headers(columns, active, descending), lines=lines, sortable=sort is not None, items=items)
+
+
+TEACHER_COLUMNS = [
+    Column("name", "教师", lambda r: r.teacher.display_name, "text"),
+    Column("students_assigned", "任教学生数", lambda r: r.students_assigned),
+    Column("students_visited", "已走访学生数", lambda r: r.students_visited),
+    Column("coverage_rate", "覆盖率", lambda r: r.coverage_rate, "rate", "已走访学生数 ÷ 任教学生数"),
+    Column("visits", "家访人次", lambda r: r.visits),
+    Column("in_home_visits", "入户家访人次", lambda r: r.in_home_visits),
+    Column("records_complete", "已提交记录", lambda r: r.records_complete),
+    Column("records_draft", "草稿", lambda r: r.records_draft),
+]
+
+
+def teacher_table(rows: list[TeacherStatistics], *, sort: str | None) -> Table:
+    """The teacher assessment table, sorted by ``sort`` when given (None: by name, not sortable)."""
+    active, descending = "", False
+    if sort is not None:
+        rows, active, descending = sort_items(rows, TEACHER_COLUMNS, sort)
+    lines = [
+        Line(
+            name=row.teacher.display_name,
+            url=None,
+            cells=[(column.text(row), True) for column in TEACHER_COLUMNS[1:]],
+        )
+        for row in rows
+    ]
+    return Table(headers=_headers(TEACHER_COLUMNS, active, descending), lines=lines, sortable=sort is not None)
+
+
+# --- the page of one unit ---------------------------------------------------------------------
+
+
+@dataclass
+class Unit:
+    """The unit a page is about: its level and id, its name, its row (None before it was computed),
+    the breadcrumbs above it, and the rows of the level below it."""
+
+    level: str
+    unit_id: int
+    name: str
+    row: UnitStatistics | None
+    crumbs: list[tuple[str, str | None]] = field(default_factory=list)
+    child_level: str | None = None
+    child_filter: dict = field(default_factory=dict)
+    school_id: int | None = None
+
+
+def _float(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _crumbs(request: HttpRequest, scope: Scope, *, zone=None, school=None) -> list[tuple[str, str | None]]:
+    """全县 › 片区 › 学校, each linked when the user may open that page."""
+    role = request.user.role
+    crumbs: list[tuple[str, str | None]] = [("全县", reverse("statistics_county") + scope.query)]
+    if role not in BUREAU_ROLES:
+        crumbs = []
+    if zone is not None:
+        may_open = role in BUREAU_ROLES or role == Role.ZONE_ADMIN
+        crumbs.append((zone.name, reverse("statistics_zone", args=[zone.pk]) + scope.query if may_open else None))
+    if school is not None:
+        crumbs.append((school.name, reverse("statistics_school", args=[school.pk]) + scope.query))
+    return crumbs
+
+
+def _unit_row(request: HttpRequest, scope: Scope, *, level: str, unit_id: int, **lookup) -> UnitStatistics | None:
+    """The unit's row of the chosen period among the rows the user may see, or None."""
+    if scope.campaign is None:
+        return None
+    rows = UnitStatistics.objects.visible_to(request.user).filter(
+        campaign=scope.campaign, period=scope.period.code, level=level, unit_id=unit_id, **lookup
+    )
+    return rows.select_related("zone", "school").first()
+
+
+def _headline(row: UnitStatistics) -> list[dict]:
+    """The headline figures of a unit, as cards."""
+    return [
+        {
+            "label": "走访率（教师参与）",
+            "value": _rate_text(row.participation_rate),
+            "detail": f"参与家访教师 {row.teachers_participating} / 教职工 {row.staff_total}",
+        },
+        {
+            "label": "家访率（学生覆盖）",
+            "value": _rate_text(row.coverage_rate),
+            "detail": (
+                f"已走访 {row.students_visited} / 家访学生 {row.students_required}（学生总数 {row.students_total}）"
+            ),
+        },
+        {
+            "label": "重点关注学生家访率",
+            "value": _rate_text(row.focus_coverage_rate),
+            "detail": f"已走访 {row.focus_visited} / 重点关注学生 {row.focus_students}",
+        },
+        {
+            "label": "特殊学生入户家访满 2 次",
+            "value": _rate_text(row.special_rule_rate),
+            "detail": f"{row.special_meeting_rule} / 特殊学生 {row.special_students}",
+        },
+        {
+            "label": "家访人次",
+            "value": str(row.visits),
+            "detail": f"其中入户 {row.in_home_visits} 人次",
+        },
+        {
+            "label": "孤儿和事实无人抚养儿童",
+            "value": str(row.care_students),
+            "detail": "每日一问、每周一见的关爱对象",
+        },
+        {
+            "label": "待处理家长意见",
+            "value": str(row.open_feedback),
+            "detail": "提交学校、尚未答复",
+            "tone": "warning" if row.open_feedback else "",
+        },
+        {
+            "label": "超时未报平安",
+            "value": str(row.overdue_safety_reports),
+            "detail": "家访报备超过预计返回时间",
+            "tone": "danger" if row.overdue_safety_reports else "",
+        },
+    ]
+
+
+def _rate_text(value: Decimal | None) -> str:
+    return NO_VALUE if value is None else f"{value}%"
+
+
+def _categories(row: UnitStatistics) -> list[dict]:
+    """Coverage of each focus family type (重点关注六类家庭) from the row's ``categories``."""
+    result = []
+    for code in FOCUS_CATEGORIES:
+        students, visited = (row.categories or {}).get(str(code), [0, 0])
+        value = rate(visited, students)
+        result.append(
+            {
+                "label": str(Category(code).label),
+                "students": students,
+                "visited": visited,
+                "rate": _rate_text(value),
+            }
+        )
+    return result
+
+
+def _render_unit(request: HttpRequest, scope: Scope, unit: Unit, *, with_zones: bool = False) -> HttpResponse:
+    """Render a dashboard: headline figures and progress of ``unit``, the ranking of the units
+    below it (sortable, behind-the-line highlighted), focus categories, and the daily trend."""
+    context: dict[str, Any] = {"scope": scope, "unit": unit, "title": f"{unit.name}统计看板"}
+    row = unit.row
+    if scope.campaign is None or row is None:
+        return render(request, "ledgers/dashboard.html", context)
+    user, campaign, period = request.user, scope.campaign, scope.period
+
+    progress = progress_period(scope.periods, period, scope.today)
+    expected = None
+    if progress is not None:
+        expected = expected_coverage(
+            target=campaign.coverage_target, start=progress.start, end=progress.end, today=scope.today
+        )
+
+    children: list[UnitStatistics] = []
+    if unit.child_level:
+        children = list(
+            unit_rows(
+                user, campaign=campaign, period=period.code, level=unit.child_level, **unit.child_filter
+            ).select_related("zone")
+        )
+    zones = list(unit_rows(user, campaign=campaign, period=period.code, level=Level.ZONE)) if with_zones else []
+
+    # Coverage in the progress phase: the rows already read when that phase is the chosen period,
+    # else one query for the same units in that phase.
+    if progress is None:
+        phase_rows = {}
+    elif progress.code == period.code:
+        phase_rows = {(r.level, r.unit_id): r for r in [row, *children, *zones]}
+    else:
+        wanted = Q(level=unit.level, unit_id=unit.unit_id)
+        if unit.child_level:
+            wanted |= Q(level=unit.child_level, **unit.child_filter)
+        if with_zones:
+            wanted |= Q(level=Level.ZONE)
+        phase_rows = {
+            (r.level, r.unit_id): r
+            for r in UnitStatistics.objects.visible_to(user).filter(wanted, campaign=campaign, period=progress.code)
+        }
+
+    assigned = assigned_school_ids(user) if unit.child_level == Level.SCHOOL else set()
+
+    def item(unit_row: UnitStatistics, url: str | None) -> UnitItem:
+        phase_row = phase_rows.get((unit_row.level, unit_row.unit_id))
+        coverage = phase_row.coverage_rate if phase_row is not None else None
+        return UnitItem(
+            row=unit_row,
+            url=url,
+            phase_coverage=coverage,
+            behind=expected is not None and coverage is not None and coverage < expected,
+            assigned=unit_row.level == Level.SCHOOL and unit_row.unit_id in assigned,
+        )
+
+    own = item(row, None)
+    phase_label = progress.label if progress is not None and progress.code != period.code else ""
+    child_items = [item(r, _child_url(r, scope)) for r in children]
+    children_table = None
+    if unit.child_level:
+        columns = unit_columns(unit.child_level, with_zone=with_zones, phase_label=phase_label)
+        children_table = unit_table(child_items, columns, sort=request.GET.get("sort", ""))
+    zones_table = None
+    if with_zones:
+        zone_items = [item(r, reverse("statistics_zone", args=[r.unit_id]) + scope.query) for r in zones]
+        zones_table = unit_table(zone_items, unit_columns(Level.ZONE, phase_label=phase_label), sort=None)
+
+    days = trend(campaign=campaign, level=unit.level, unit_id=unit.unit_id)
+    categories = _categories(row)
+    # The chart follows the table's order, so that a sorted ranking reads the same in both.
+    ranked = children_table.items if children_table is not None else []
+    charts = _charts(scope, days=days, ranked=ranked, categories=categories, progress=progress, expected=expected)
+    context.update(
+        {
+            "row": row,
+            "computed_at": row.computed_at,
+            "headline": _headline(row),
+            "progress": progress,
+            "expected": expected,
+            "progress_text": _progress_text(own.phase_coverage, expected) if progress is not None else None,
+            "own": own,
+            "target": campaign.coverage_target,
+            "children_table": children_table,
+            "children_label": NAME_LABELS.get(unit.child_level, ""),
+            "zones_table": zones_table,
+            "categories": categories,
+            "days": list(reversed(days)),
+            "charts": charts,
+            "behind_count": sum(1 for i in child_items if i.behind),
+        }
+    )
+    if unit.level == Level.SCHOOL:
+        teachers = list(teacher_rows(user, campaign=campaign, period=period.code, school_id=unit.unit_id))
+        context["teachers_table"] = teacher_table(teachers, sort=None)
+    return render(request, "ledgers/dashboard.html", context)
+
+
+def _charts(
+    scope: Scope,
+    *,
+    days: list[UnitStatisticsDay],
+    ranked: list[UnitItem],
+    categories: list[dict],
+    progress: Period | None,
+    expected: Decimal | None,
+) -> dict:
+    """The figures the charts of ``static/js/dashboard.js`` draw, for ``json_script``; a chart with
+    nothing to draw is None (and hidden)."""
+    trend_data = None
+    if days:
+        trend_data = {
+            "days": [d.day.isoformat() for d in days],
+            "coverage": [_float(d.coverage_rate) for d in days],
+            "participation": [_float(d.participation_rate) for d in days],
+            "phases": [
+                {"label": p.label, "start": p.start.isoformat(), "end": p.end.isoformat()}
+                for p in scope.periods
+                if p.phase is not None
+            ],
+        }
+    units = None
+    if ranked:
+        # During a visiting phase the bars are that phase's coverage, against today's expected line.
+        values = [i.phase_coverage if progress is not None else i.row.coverage_rate for i in ranked]
+        units = {
+            "title": f"{progress.label}家访率" if progress is not None else "家访率",
+            "names": [i.row.name for i in ranked],
+            "values": [_float(v) for v in values],
+            "behind": [i.behind for i in ranked],
+            "expected": _float(expected),
+        }
+    return {
+        "trend": trend_data,
+        "units": units,
+        "categories": {
+            "labels": [c["label"] for c in categories],
+            "students": [c["students"] for c in categories],
+            "visited": [c["visited"] for c in categories],
+        },
+    }
+
+
+def _progress_text(actual: Decimal | None, expected: Decimal) -> dict[str, str]:
+    """The progress card's figures, and the bar widths as plain numbers for the style attribute."""
+    return {
+        "actual": _rate_text(actual),
+        "expected": f"{expected}%",
+        "actual_width": str(min(actual or Decimal(0), Decimal(100))),
+        "expected_width": str(min(expected, Decimal(100))),
+    }
+
+
+def _child_url(row: UnitStatistics, scope: Scope) -> str | None:
+    if row.level == Level.SCHOOL:
+        return reverse("statistics_school", args=[row.unit_id]) + scope.query
+    if row.level == Level.CLASS:
+        return reverse("statistics_class", args=[row.school_id, row.unit_id]) + scope.query
+    return None
+
+
+def _redirect_to(request: HttpRequest, name: str, *args) -> HttpResponse:
+    url = reverse(name, args=args)
+    return redirect(f"{url}?{request.GET.urlencode()}" if request.GET else url)
+
+
+# --- views ------------------------------------------------------------------------------------
+
+
+@require_roles(*DASHBOARD_ROLES)
+def county_dashboard(request: HttpRequest) -> HttpResponse:
+    """The county dashboard for the bureau roles; a zone or school admin is sent to their unit."""
+    user = request.user
+    if user.role == Role.ZONE_ADMIN and user.zone_id:
+        return _redirect_to(request, "statistics_zone", user.zone_id)
+    if user.role == Role.SCHOOL_ADMIN and user.school_id:
+        return _redirect_to(request, "statistics_school", user.school_id)
+    if user.role not in BUREAU_ROLES:  # an admin account without its zone or school
+        deny(request, object_type="view", object_id="statistics_county")
+        raise Http404
+    scope = _scope(request)
+    unit = Unit(
+        level=Level.COUNTY,
+        unit_id=0,
+        name="全县",
+        row=_unit_row(request, scope, level=Level.COUNTY, unit_id=0),
+        child_level=Level.SCHOOL,
+    )
+    return _render_unit(request, scope, unit, with_zones=True)
+
+
+@require_roles(*DASHBOARD_ROLES)
+def zone_dashboard(request: HttpRequest, zone_id: int) -> HttpResponse:
+    """A zone's page: its figures and its schools (bureau roles, and the zone's own admin)."""
+    scope = _scope(request)
+    row = _unit_row(request, scope, level=Level.ZONE, unit_id=zone_id)
+    zone = row.zone if row is not None else _zone_for_user(request, zone_id)
+    unit = Unit(
+        level=Level.ZONE,
+        unit_id=zone_id,
+        name=zone.name,
+        row=row,
+        crumbs=_crumbs(request, scope),
+        child_level=Level.SCHOOL,
+        child_filter={"zone_id": zone_id},
+    )
+    return _render_unit(request, scope, unit)
+
+
+@require_roles(*DASHBOARD_ROLES)
+def school_dashboard(request: HttpRequest, school_id: int) -> HttpResponse:
+    """A school's page: its figures, its classes and its teachers (the school's admin, the admin
+    of its zone, the bureau roles)."""
+    scope = _scope(request)
+    row = _unit_row(request, scope, level=Level.SCHOOL, unit_id=school_id)
+    if row is not None:
+        school, zone = row.school, row.zone
+    else:
+        school = get_object_for_user(School.objects.select_related("zone"), request, pk=school_id)
+        zone = school.zone
+    unit = Unit(
+        level=Level.SCHOOL,
+        unit_id=school_id,
+        name=school.name,
+        row=row,
+        crumbs=_crumbs(request, scope, zone=zone),
+        child_level=Level.CLASS,
+        child_filter={"school_id": school_id},
+        school_id=school_id,
+    )
+    return _render_unit(request, scope, unit)
+
+
+@require_roles(*DASHBOARD_ROLES)
+def class_dashboard(request: HttpRequest, school_id: int, class_id: int) -> HttpResponse:
+    """A class's figures, the last step of the drill-down (who may see its school may see it)."""
+    scope = _scope(request)
+    row = _unit_row(request, scope, level=Level.CLASS, unit_id=class_id, school_id=school_id)
+    if row is not None:
+        name, school, zone = row.name, row.school, row.zone
+    else:
+        school_class = get_object_for_user(
+            SchoolClass.objects.filter(school_id=school_id).select_related("school__zone"), request, pk=class_id
+        )
+        name, school, zone = school_class.name, school_class.school, school_class.school.zone
+    unit = Unit(
+        level=Level.CLASS,
+        unit_id=class_id,
+        name=name,
+        row=row,
+        crumbs=_crumbs(request, scope, zone=zone, school=school),
+        school_id=school_id,
+    )
+    return _render_unit(request, scope, unit)
+
+
+def _zone_for_user(request: HttpRequest, zone_id: int) -> Zone:
+    """The zone if the user may see it (bureau roles; a zone admin their own), else 404 and the
+    DENIED audit row. Zones have no ``visible_to``: only these roles ever see a zone."""
+    user = request.user
+    zones = Zone.objects.none()
+    if user.role in BUREAU_ROLES:
+        zones = Zone.objects.all()
+    elif user.role == Role.ZONE_ADMIN and user.zone_id:
+        zones = Zone.objects.filter(pk=user.zone_id)
+    zone = zones.filter(pk=zone_id).first()
+    if zone is None:
+        deny(request, object_type="schools.Zone", object_id=str(zone_id))
+        raise Http404
+    return zone
+
+
+# --- teacher assessment -----------------------------------------------------------------------
+
+
+def _teacher_rows(request: HttpRequest, school_id: int) -> tuple[School, Scope, list[TeacherStatistics]]:
+    school = get_object_for_user(School.objects.select_related("zone"), request, pk=school_id)
+    scope = _scope(request)
+    rows: list[TeacherStatistics] = []
+    if scope.campaign is not None:
+        rows = list(teacher_rows(request.user, campaign=scope.campaign, period=scope.period.code, school_id=school.pk))
+    return school, scope, rows
+
+
+@require_roles(*DASHBOARD_ROLES)
+def teacher_assessment(request: HttpRequest, school_id: int) -> HttpResponse:
+    """Per teacher of the school: students assigned and visited, coverage, visits, in-home visits,
+    records submitted and in draft; sortable with ``?sort=``."""
+    school, scope, rows = _teacher_rows(request, school_id)
+    table = teacher_table(rows, sort=request.GET.get("sort", ""))
+    return render(
+        request,
+        "ledgers/teacher_assessment.html",
+        {
+            "school": school,
+            "scope": scope,
+            "table": table,
+            "computed_at": max((r.computed_at for r in rows), default=None),
+            "crumbs": _crumbs(request, scope, zone=school.zone, school=school),
+        },
+    )
+
+
+@require_roles(*DASHBOARD_ROLES)
+def teacher_assessment_xlsx(request: HttpRequest, school_id: int) -> HttpResponse:
+    """The teacher assessment as XLSX, in the order the page shows; audited."""
+    school, scope, rows = _teacher_rows(request, school_id)
+    rows, _key, _descending = sort_items(rows, TEACHER_COLUMNS, request.GET.get("sort", ""))
+    export = teacher_assessment_export(
+        rows, school=school, period_label=scope.period.label if scope.period else "", today=scope.today
+    )
+    audit_event_record(
+        action=AuditEvent.Action.EXPORT,
+        request=request,
+        object_type="ledgers.TeacherStatistics",
+        object_id=str(school.pk),
+        detail={"period": scope.period.code if scope.period else "", "rows": export.rows, "format": "xlsx"},
+    )
+    return export.response()
