@@ -7,6 +7,7 @@ the engine; one test at the end runs the engine and reads its rows through the p
 
 import datetime
 import io
+import re
 from zoneinfo import ZoneInfo
 
 import openpyxl
@@ -568,3 +569,18 @@ def test_the_pages_show_what_the_engine_computed(world, login):
     lines = {line.name: [text for text, _ in line.cells] for line in response.context["table"].lines}
     assert lines["张老师"][:3] == ["1", "1", "100.0%"]
     assert not any("visits_visit" in query["sql"] for query in captured.captured_queries)
+
+
+@pytest.mark.parametrize(
+    ("role", "name"), [("bureau_admin", "county"), ("zone_admin", "zone"), ("school_admin", "school")]
+)
+def test_each_dashboard_links_to_its_own_units_statistics_sheet(world, stats, login, role, name):
+    client = login(world.users()[role])
+    html = page(client.get(urls(world)[name], {"period": FULL}))
+    link = re.search(r'href="([^"]+)" data-testid="sheet-link"', html).group(1).replace("&amp;", "&")
+    assert f"period={FULL}" in link
+
+    response = client.get(link)
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/vnd.openxmlformats-officedocument.spreadsheetml")
