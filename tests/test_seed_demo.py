@@ -355,3 +355,12 @@ def test_the_visits_cost_the_same_queries_for_more_students(monkeypatch):
         counts.append(len(captured))
         demo_county_reset()
     assert counts[0] == counts[1]
+
+
+@time_machine.travel(IN_THE_REVISITS, tick=False)
+def test_a_second_round_of_visits_about_doubles_them_for_city_scale_benchmarks():
+    seed(*SMALL, "--no-statistics")
+    once = Visit.objects.count()
+    seed("--reset", *SMALL, "--no-statistics", "--visit-rounds", "2")
+    assert 1.8 * once <= Visit.objects.count() <= 2.2 * once
+    assert not UnitStatistics.objects.exists()

@@ -42,6 +42,12 @@ class Command(BaseCommand):
             help="只生成学校、教职工和学生，不生成已过阶段的家访记录、安全报备和家长意见",
         )
         parser.add_argument(
+            "--visit-rounds",
+            type=int,
+            default=1,
+            help="教师走访的轮数（默认 1；城市规模的基准数据约为 2，即每名学生约 2.8 次家访）",
+        )
+        parser.add_argument(
             "--no-statistics",
             action="store_true",
             help="不计算统计（之后可运行 compute_statistics）",
@@ -61,6 +67,7 @@ class Command(BaseCommand):
         reset: bool,
         no_visits: bool,
         no_statistics: bool,
+        visit_rounds: int,
         **options,
     ) -> None:
         started = time.monotonic()
@@ -75,7 +82,7 @@ class Command(BaseCommand):
                     summary = None
                 else:
                     summary = demo_county_build(schools=schools, students_per_school=students_per_school, seed=seed)
-                    activity = None if no_visits else demo_activity_build(seed=seed)
+                    activity = None if no_visits else demo_activity_build(seed=seed, rounds_of_visits=visit_rounds)
         except DemoCountyError as error:
             raise CommandError(str(error)) from error
 
