@@ -68,6 +68,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "schools.middleware.NoStoreForAuthenticatedMiddleware",
+    "schools.middleware.AuditRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "schools.middleware.ForcePasswordChangeMiddleware",
@@ -153,6 +155,12 @@ PRIVATE_FILES_ROOT = Path(env_str("PRIVATE_FILES_ROOT") or VAR_DIR / "private")
 IMPORT_MAX_UPLOAD_BYTES = env_int("IMPORT_MAX_UPLOAD_BYTES", 10 * 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# A body larger than the largest legitimate upload is refused before it is read (homevisit/uploads.py).
+FILE_UPLOAD_HANDLERS = [
+    "homevisit.uploads.RequestSizeLimitHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # Visit photos and scans (DESIGN §4): at most this many per record, each at most this large.
 VISIT_ATTACHMENTS_MAX = 9
@@ -214,3 +222,100 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_HTTPS_PROXY") else None
+
+# Reverse proxies in front of gunicorn (nginx): connections from these addresses have the client's
+# address read from X-Forwarded-For (schools.services.client_ip), for the audit log and the lockout.
+TRUSTED_PROXIES = frozenset(env_list("TRUSTED_PROXIES", []))
+
+# --- Accounts and sessions (等保 2.0) ---
+# What each setting answers for: README 「账号与会话安全（等保 2.0）」; the code: schools/accounts.py.
+INSTALLED_APPS += ["axes", "csp"]
+# The CSP header on every response, redirects and errors included; the session clock after
+# authentication and messages and before the forced password change; axes last (its docs).
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "csp.middleware.CSPMiddleware")
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("schools.middleware.ForcePasswordChangeMiddleware"), "schools.middleware.SessionTimeoutMiddleware"
+)
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+# Axes' gate authenticates nobody: it refuses a locked-out attempt before the real backend runs.
+AUTHENTICATION_BACKENDS = ["schools.accounts.LoginLockoutBackend", *AUTHENTICATION_BACKENDS]
+
+# Login failures. Five failures for one username from one address lock that pair, and only that
+# pair: the same account from another address, and other accounts from the same address (a
+# school's shared NAT), still sign in. Axes has one period, not a separate counting window and
+# lock: a failure counts while the previous one is under 30 minutes old, and the lock lasts 30
+# minutes from the failure that set it. So five failures within 15 minutes always lock, and so
+# do slower guesses that never pause for half an hour. Attempts during the lock are refused and
+# audited but do not extend it (the page can then say when it ends). A successful login clears the
+# pair's count. The bureau admin unlocks in 管理后台 (Axes › Access attempts: delete the row) or
+# with `manage.py axes_reset_username <username>` / `axes_reset_ip_username <ip> <username>`.
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=30)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "schools.accounts.lockout_response"
+# The address the audit log records (REMOTE_ADDR, set by the proxy), never a forgeable header,
+# even if django-ipware is ever installed.
+AXES_CLIENT_IP_CALLABLE = "schools.services.client_ip"
+# Successful logins and logouts are already in the audit log; axes' own copy would grow for ever.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
+
+# Sessions end after 30 minutes without a request and 12 hours after login however active
+# (schools.middleware.SessionTimeoutMiddleware, with a message). The idle limit is also the
+# stored expiry: SessionTimeoutMiddleware moves it on at most once a minute, where
+# SESSION_SAVE_EVERY_REQUEST would write the session row on every request. The cookie itself
+# ends with the browser (shared computers in school offices).
+SESSION_IDLE_TIMEOUT = datetime.timedelta(minutes=30)
+SESSION_ABSOLUTE_TIMEOUT = datetime.timedelta(hours=12)
+SESSION_ACTIVITY_RESOLUTION = datetime.timedelta(minutes=1)
+SESSION_COOKIE_AGE = int(SESSION_IDLE_TIMEOUT.total_seconds())
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+
+# HTTPS in production (anything with DATABASE_URL); the embedded default serves plain HTTP on a
+# laptop. Behind a TLS-terminating proxy, BEHIND_HTTPS_PROXY=1 is needed for the redirect
+# (without it every request looks like HTTP and would be redirected for ever); tests that run
+# on PostgreSQL over HTTP set SECURE_SSL_REDIRECT=0.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=not EMBEDDED)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if EMBEDDED else 365 * 24 * 3600, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+# Preloading commits the whole registrable domain (e.g. example.gov.cn) to HTTPS in browsers for
+# good; that is its owner's decision, so it is opt-in, and the check that asks for it is silenced
+# until then.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+
+# Content-Security-Policy (django-csp 4): only this site's own files. No inline script or style
+# attribute anywhere (widths set from static JS, JSON data in json_script blocks, which do not run);
+# ECharts draws on canvas and needs no eval.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "object-src": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+        "base-uri": ["'self'"],
+    },
+}
+
+# --- Privacy ---
+# Audit rows are kept at least this many days; `manage.py audit_purge` refuses a more recent date.
+AUDIT_RETENTION_DAYS = 180
+
+# --- Faults ---
+# A broker that refuses connections or hangs must not hold up a teacher's request: a publish gives
+# up after two tries of at most two seconds each (connect, then each reply), and the caller carries
+# on — a school's statistics refresh stays marked on the school for the sweep (ledgers.receivers).
+# A message whose worker died unacknowledged (acks_late) is handed out again after the visibility
+# timeout; it is longer than STATISTICS_RUN_LEASE, so a redelivered nightly run finds the dead
+# worker's lease expired and resumes the run.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": 2,
+    "socket_timeout": 2,
+    "visibility_timeout": 3600,
+}

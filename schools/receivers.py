@@ -1,6 +1,10 @@
-"""Authentication events written to the audit log (Django only reports them through signals)."""
+"""Authentication events written to the audit log (Django only reports them through signals), and
+the session and lockout hooks of ``schools.accounts``."""
 
-from schools.models import AuditEvent
+from django.conf import settings
+
+from schools.accounts import session_clock_start, user_sessions_end
+from schools.models import AuditEvent, User
 from schools.services import audit_event_record
 
 
@@ -10,7 +14,10 @@ def record_login(sender, request, user, **kwargs) -> None:
 
 def record_logout(sender, request, user, **kwargs) -> None:
     if user is not None:
-        audit_event_record(action=AuditEvent.Action.LOGOUT, request=request, user=user)
+        # Set by SessionTimeoutMiddleware when the session ran out rather than the user leaving.
+        reason = getattr(request, "session_end_reason", None)
+        detail = {"reason": reason} if reason else None
+        audit_event_record(action=AuditEvent.Action.LOGOUT, request=request, user=user, detail=detail)
 
 
 def record_login_failed(sender, credentials, request=None, **kwargs) -> None:
@@ -18,3 +25,35 @@ def record_login_failed(sender, credentials, request=None, **kwargs) -> None:
     audit_event_record(
         action=AuditEvent.Action.LOGIN_FAILED, request=request, username=str(credentials.get("username", ""))
     )
+
+
+def start_session_clock(sender, request, user, **kwargs) -> None:
+    session_clock_start(request)
+
+
+def record_lockout(sender, request, username, ip_address, **kwargs) -> None:
+    """django-axes locked (username, address) out, or refused an attempt while it is locked.
+
+    AuditEvent has no lockout action (adding one would need a migration); the row is a
+    LOGIN_FAILED marked ``{"lockout": true}``, beside the plain LOGIN_FAILED of the same attempt."""
+    audit_event_record(
+        action=AuditEvent.Action.LOGIN_FAILED,
+        request=request,
+        username=str(username or ""),
+        detail={
+            "lockout": True,
+            "failure_limit": settings.AXES_FAILURE_LIMIT,
+            "locked_minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60),
+        },
+    )
+
+
+def end_sessions_of_disabled_user(
+    sender, instance: User, created: bool, raw: bool, update_fields=None, **kwargs
+) -> None:
+    """A disabled account is signed out everywhere at once, wherever it was disabled (admin or code)."""
+    if created or raw or instance.is_active:
+        return
+    if update_fields is not None and "is_active" not in update_fields:
+        return
+    user_sessions_end(user=instance)

@@ -2,6 +2,7 @@
 
 import hashlib
 import logging
+from contextvars import ContextVar, Token
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -18,11 +19,50 @@ logger = logging.getLogger("homevisit.imports")
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
+    """The address a request came from, for the audit log and the login lockout.
+
+    ``REMOTE_ADDR`` is what the server saw. Behind a reverse proxy that is the proxy, so when the
+    connection comes from one of ``TRUSTED_PROXIES`` the address is read from ``X-Forwarded-For``:
+    the right-most entry that is not itself a trusted proxy (entries to its left were written by
+    the client and can be forged). A client talking to the server directly cannot change its
+    address with the header."""
     if request is None:
         return None
-    # REMOTE_ADDR is what the server saw; a proxy in front must be configured to set it (gunicorn
-    # --forwarded-allow-ips), so a client cannot forge its address with a header.
-    return request.META.get("REMOTE_ADDR") or None
+    remote = request.META.get("REMOTE_ADDR") or None
+    trusted = settings.TRUSTED_PROXIES
+    if not remote or remote not in trusted:
+        return remote
+    forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+    for address in reversed(forwarded):
+        if address not in trusted:
+            return address[:45]
+    return remote
+
+
+# The request being served, so that a service writing an audit row for the signed-in user (a
+# visit saved, a report filed) records where it came from without taking the request as an
+# argument. Set by schools.middleware.AuditRequestMiddleware; empty in tasks and commands.
+_request_in_progress: ContextVar[HttpRequest | None] = ContextVar("audit_request", default=None)
+
+
+def audit_request_bind(request: HttpRequest | None) -> Token:
+    """Make ``request`` the one audit rows of its user are written from, until ``audit_request_unbind``."""
+    return _request_in_progress.set(request)
+
+
+def audit_request_unbind(token: Token) -> None:
+    _request_in_progress.reset(token)
+
+
+def _request_of(user: User) -> HttpRequest | None:
+    """The request in progress if it is ``user``'s own (never lend one user's address to another's row)."""
+    request = _request_in_progress.get()
+    if request is None:
+        return None
+    signed_in = getattr(request, "user", None)
+    if signed_in is None or not signed_in.is_authenticated or signed_in.pk != user.pk:
+        return None
+    return request
 
 
 def audit_event_record(
@@ -35,9 +75,12 @@ def audit_event_record(
     detail: dict | None = None,
     username: str = "",
 ) -> AuditEvent:
-    """Append one audit row. The only code that writes ``AuditEvent``; nothing updates or deletes it."""
+    """Append one audit row. The only code that writes ``AuditEvent``; nothing updates or deletes it.
+    Without ``request``, a row for the signed-in user of the request in progress takes its address."""
     if user is None and request is not None and request.user.is_authenticated:
         user = request.user
+    if request is None and user is not None:
+        request = _request_of(user)
     return AuditEvent.objects.create(
         action=action,
         user=user,

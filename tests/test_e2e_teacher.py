@@ -6,12 +6,14 @@ screenshot under ``test-artifacts/e2e/``. Without Chromium the test is skipped o
 machine; CI sets ``HOMEVISIT_REQUIRE_BROWSER=1`` and then a missing browser fails it.
 """
 
+import datetime
 import io
 import os
 import time
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 from PIL import Image
 
 from tests import factories
@@ -72,6 +74,26 @@ class Taps:
         self.page.screenshot(path=ARTIFACTS / f"{self.name}-{self.step:02d}-{label}.png", full_page=True)
 
 
+def watch_csp(page) -> list[str]:
+    """Collect, for the whole test, Content-Security-Policy violations, console errors and uncaught
+    script errors on every page the browser opens (the policy refuses inline script and style)."""
+    problems: list[str] = []
+    page.add_init_script(
+        'document.addEventListener("securitypolicyviolation", function (e) {'
+        ' console.error("CSP violation: " + e.violatedDirective + " " + e.blockedURI + " at "'
+        ' + e.sourceFile + ":" + e.lineNumber); });'
+    )
+
+    def on_console(message) -> None:
+        # The site has no favicon; the browser's own request for one is not a page's problem.
+        if message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico"):
+            problems.append(f"{page.url}: {message.text} ({message.location.get('url')})")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: problems.append(f"{page.url}: {error}"))
+    return problems
+
+
 def _photo(tmp_path: Path) -> Path:
     path = tmp_path / "家访合影.jpg"
     buffer = io.BytesIO()
@@ -84,6 +106,7 @@ def test_a_teacher_files_a_safety_report_checks_in_and_submits_the_visit_on_a_ph
     world, live_server, browser_page, tmp_path
 ):
     page = browser_page
+    csp_problems = watch_csp(page)
     teacher = world.teacher
     teacher.phone = "13800138000"
     teacher.set_password(PASSWORD)
@@ -152,3 +175,46 @@ def test_a_teacher_files_a_safety_report_checks_in_and_submits_the_visit_on_a_ph
     report = SafetyReport.objects.get()
     assert report.status == SafetyReport.Status.RETURNED and visit.safety_report == report
     print(f"\n「我的学生」→ submitted visit: {actions.taps} taps, {actions.fields} typed field(s), {elapsed:.1f} s")
+    assert csp_problems == []
+
+
+def test_the_bureau_dashboard_draws_its_charts_under_the_content_security_policy(world, live_server, browser_page):
+    from ledgers.statistics import statistics_compute, statistics_history_backfill
+
+    page = browser_page
+    csp_problems = watch_csp(page)
+    admin = world.bureau_admin
+    admin.set_password(PASSWORD)
+    admin.save()
+    phase = factories.PhaseFactory()  # the first round runs today
+    visit = Visit.objects.create(
+        school=world.school,
+        lead_teacher=world.teacher,
+        visited_at=timezone.now() - datetime.timedelta(days=1),
+        phase=phase,
+        method=Method.IN_HOME,
+        status=Visit.Status.SUBMITTED,
+        submitted_at=timezone.now() - datetime.timedelta(days=1),
+    )
+    visit.students.set([world.student])
+    today = timezone.localdate()
+    statistics_history_backfill(campaign=phase.campaign, days=[today - datetime.timedelta(days=n) for n in (3, 2, 1)])
+    statistics_compute(campaign=phase.campaign)
+
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", admin.username)
+    page.fill("#id_password", PASSWORD)
+    page.get_by_role("button", name="登录").tap()
+    page.wait_for_url(lambda url: "/accounts/login/" not in url)
+    page.goto(f"{live_server.url}/statistics/")
+    page.wait_for_selector("[data-chart] canvas")
+
+    for kind in ("units", "categories", "trend"):
+        chart = page.locator(f"[data-chart={kind}]")
+        assert chart.locator("canvas").count() >= 1, kind
+        chart.hover()  # the tooltip, drawn on the canvas
+        page.wait_for_timeout(300)
+    assert page.locator(".progress-bar").evaluate("bar => bar.style.width").endswith("%")
+    assert page.locator(".progress-expected").evaluate("mark => mark.style.left").endswith("%")
+    page.screenshot(path=ARTIFACTS / "bureau-dashboard.png", full_page=True)
+    assert csp_problems == []

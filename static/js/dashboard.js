@@ -15,6 +15,9 @@
     expected: "#212529",
   };
   var PHASE_BANDS = ["rgba(13,110,253,0.06)", "rgba(25,135,84,0.06)"];
+  // Tooltips drawn on the canvas: ECharts' HTML tooltips carry inline style attributes, which the
+  // site's Content-Security-Policy refuses.
+  var TOOLTIP = { renderMode: "richText" };
 
   function percent(value) {
     return value === null || value === undefined ? "—" : value + "%";
@@ -30,10 +33,7 @@
       ];
     });
     return {
-      tooltip: {
-        trigger: "axis",
-        valueFormatter: percent,
-      },
+      tooltip: Object.assign({ trigger: "axis", valueFormatter: percent }, TOOLTIP),
       legend: { bottom: 0 },
       grid: { left: 48, right: 16, top: 24, bottom: 56 },
       xAxis: { type: "time" },
@@ -89,7 +89,7 @@
       };
     }
     return {
-      tooltip: { trigger: "axis", axisPointer: { type: "shadow" }, valueFormatter: percent },
+      tooltip: Object.assign({ trigger: "axis", axisPointer: { type: "shadow" }, valueFormatter: percent }, TOOLTIP),
       grid: { left: 8, right: 56, top: hasLine ? 28 : 8, bottom: 24, containLabel: true },
       xAxis: { type: "value", min: 0, max: 100, axisLabel: { formatter: "{value}%" } },
       yAxis: { type: "category", data: data.names, inverse: true, axisLabel: { width: 140, overflow: "truncate" } },
@@ -99,7 +99,7 @@
 
   function categoriesOption(data) {
     return {
-      tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
+      tooltip: Object.assign({ trigger: "axis", axisPointer: { type: "shadow" } }, TOOLTIP),
       legend: { top: 0 },
       grid: { left: 8, right: 16, top: 36, bottom: 8, containLabel: true },
       xAxis: { type: "category", data: data.labels, axisLabel: { interval: 0, width: 72, overflow: "break" } },
