@@ -124,7 +124,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ["at", "username", "action", "object_type", "object_id", "ip", "path"]
-    list_filter = ["action", "object_type"]
+    list_filter = ["action", ("at", admin.DateFieldListFilter), "object_type"]
     search_fields = ["username", "object_id", "ip", "path"]
     date_hierarchy = "at"
 

@@ -4,6 +4,7 @@ objects only through those (see ``schools.scoping``)."""
 
 import datetime
 import uuid
+from typing import NoReturn
 
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.core.exceptions import ValidationError
@@ -345,9 +346,39 @@ class Phase(models.Model):
                 raise ValidationError(_("阶段日期与同一活动的其他阶段重叠：一次家访只能属于一个阶段。"))
 
 
+class AuditLogIsAppendOnly(Exception):
+    """Raised by any attempt to change or delete an audit row outside the retention purge."""
+
+
+class AuditEventQuerySet(models.QuerySet):
+    """Rows are only ever added: bulk updates and deletes are refused. The one way to remove rows is
+    ``purge_before``, used by the ``audit_purge`` retention command."""
+
+    def update(self, **kwargs) -> NoReturn:
+        raise AuditLogIsAppendOnly("审计日志只能追加，不能修改。")
+
+    def delete(self) -> NoReturn:
+        raise AuditLogIsAppendOnly("审计日志只能追加，不能删除；过期记录请用 audit_purge 命令清理。")
+
+    def purge_before(self, moment: datetime.datetime, *, batch_size: int = 5000) -> int:
+        """Delete the rows of this queryset older than ``moment`` in batches of ``batch_size``;
+        return how many.
+
+        The explicit bypass of ``delete()``: a plain queryset of the base manager removes each batch
+        by primary key, so that no single statement holds a lock on the whole table."""
+        deleted = 0
+        older = self.filter(at__lt=moment).order_by("pk").values_list("pk", flat=True)
+        while True:
+            batch = list(older[:batch_size])
+            if not batch:
+                return deleted
+            count, _by_model = AuditEvent._base_manager.filter(pk__in=batch).delete()
+            deleted += count
+
+
 class AuditEvent(models.Model):
-    """Append-only record of who did what, when and from where. Nothing in the code updates or
-    deletes a row."""
+    """Append-only record of who did what, when and from where. A row is never updated; rows are
+    removed only by the retention purge (``AuditEventQuerySet.purge_before``)."""
 
     class Action(models.TextChoices):
         DENIED = "denied", _("越权访问")
@@ -369,6 +400,8 @@ class AuditEvent(models.Model):
     path = models.CharField(_("请求路径"), max_length=300, blank=True)
     detail = models.JSONField(_("详情"), default=dict, blank=True)
 
+    objects = AuditEventQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("审计日志")
         verbose_name_plural = _("审计日志")
@@ -376,6 +409,16 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.username} {self.get_action_display()}"
+
+    def save(self, *args, **kwargs) -> None:
+        """Insert only: saving a row that is already stored is refused."""
+        if not self._state.adding:
+            raise AuditLogIsAppendOnly("审计日志只能追加，不能修改。")
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs) -> NoReturn:
+        raise AuditLogIsAppendOnly("审计日志只能追加，不能删除；过期记录请用 audit_purge 命令清理。")
 
 
 class ImportJobQuerySet(models.QuerySet):

@@ -9,6 +9,7 @@ import logging
 from functools import wraps
 
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.http import Http404, HttpRequest
 
@@ -25,7 +26,8 @@ def get_object_for_user(model_or_queryset, request: HttpRequest, **lookup) -> mo
         queryset = model_or_queryset.objects.all()
     try:
         return queryset.visible_to(request.user).get(**lookup)
-    except (queryset.model.DoesNotExist, ValueError, TypeError):
+    except (queryset.model.DoesNotExist, ValueError, TypeError, ValidationError):
+        # A malformed id (e.g. not a UUID in ?student=) is refused like a missing one, not a 500.
         deny(request, object_type=queryset.model._meta.label, object_id=_lookup_text(lookup))
         raise Http404 from None
 

@@ -148,7 +148,8 @@ def import_upload(request: HttpRequest, spec: ImportSpec) -> HttpResponse:
         except SheetError as exc:
             form.add_error("file", str(exc))
         else:
-            transaction.on_commit(lambda: spec.validate_task.delay(job.pk))
+            # robust: a broker that is down must not turn the stored upload into an error page.
+            transaction.on_commit(lambda: spec.validate_task.delay(job.pk), robust=True)
             return redirect(spec.url("job", job.public_id))
     recent = ImportJob.objects.visible_to(request.user).filter(kind=spec.kind)[:10]
     return render(request, "imports/upload.html", {"form": form, "spec": spec, "recent": recent})
@@ -175,7 +176,7 @@ def import_job_confirm_view(request: HttpRequest, public_id, spec: ImportSpec) -
     job = _job_for_user(request, spec, public_id)
     skip_invalid = request.POST.get("skip_invalid") == "1"
     if import_job_confirm(job=job, acting_user=request.user, skip_invalid=skip_invalid):
-        transaction.on_commit(lambda: spec.apply_task.delay(job.pk))
+        transaction.on_commit(lambda: spec.apply_task.delay(job.pk), robust=True)
     else:
         messages.warning(request, "这个导入任务已在处理或不能导入，请查看当前状态。")
     return redirect(spec.url("job", job.public_id))
@@ -196,6 +197,13 @@ def import_problems_xlsx(request: HttpRequest, public_id, spec: ImportSpec) -> H
     job = _job_for_user(request, spec, public_id)
     export = write_xlsx(
         _problem_rows(job), filename=f"{spec.title}错误清单.xlsx", sheet_title="错误清单", widths=[8, 20, 80]
+    )
+    audit_event_record(
+        action=AuditEvent.Action.EXPORT,
+        request=request,
+        object_type="schools.ImportJob",
+        object_id=str(job.public_id),
+        detail={"filters": {"kind": spec.kind, "job": str(job.public_id)}, "rows": export.rows, "format": "xlsx"},
     )
     return export.response()
 

@@ -443,7 +443,12 @@ def test_the_teacher_assessment_xlsx_opens_in_the_pages_order_with_formulas_neut
     assert rows[3][5] == "—"
     event = AuditEvent.objects.get(action=AuditEvent.Action.EXPORT, user=world.zone_admin)
     assert event.object_type == "ledgers.TeacherStatistics" and event.object_id == str(world.school.pk)
-    assert event.detail == {"period": FULL, "rows": 3, "format": "xlsx"}
+    assert event.detail == {
+        "filters": {"school": world.school.pk, "period": FULL, "sort": "-students_visited"},
+        "period": FULL,
+        "rows": 3,
+        "format": "xlsx",
+    }
 
 
 def test_sorting_keeps_items_without_a_value_last_in_both_directions(world, stats):

@@ -446,9 +446,10 @@ SCOPE = [
         {"teacher", "school_admin"},
     ),
     (
+        # Photos of a home: the student's teachers and the school admin only (DESIGN §8).
         "attachment",
         lambda w: reverse("attachment_file", args=[_attachment(w).public_id]),
-        {"teacher", "head_teacher", "school_admin", "zone_admin", "inspector", "bureau_admin"},
+        {"teacher", "head_teacher", "school_admin"},
     ),
 ]
 

@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from schools.models import BUREAU_ROLES, Phase, Role, School, SchoolClass, User
+from schools.models import BUREAU_ROLES, SCHOOL_ROLES, Phase, Role, School, SchoolClass, User
 from students.models import Student
 
 
@@ -140,6 +140,11 @@ class Suggestion(models.Model):
 
 class AttachmentQuerySet(models.QuerySet):
     def visible_to(self, user) -> "AttachmentQuerySet":
+        """Photos of a home are among the most sensitive things kept (DESIGN §8): only the school's
+        people who may see the record (its teachers, the school admin) see them; the county's roles
+        read the record without its attachments."""
+        if not user.is_authenticated or user.role not in SCHOOL_ROLES:
+            return self.none()
         return self.filter(visit__in=Visit.objects.visible_to(user))
 
 

@@ -662,15 +662,21 @@ def teacher_assessment(request: HttpRequest, school_id: int) -> HttpResponse:
 def teacher_assessment_xlsx(request: HttpRequest, school_id: int) -> HttpResponse:
     """The teacher assessment as XLSX, in the order the page shows; audited."""
     school, scope, rows = _teacher_rows(request, school_id)
-    rows, _key, _descending = sort_items(rows, TEACHER_COLUMNS, request.GET.get("sort", ""))
+    rows, key, descending = sort_items(rows, TEACHER_COLUMNS, request.GET.get("sort", ""))
     export = teacher_assessment_export(
         rows, school=school, period_label=scope.period.label if scope.period else "", today=scope.today
     )
+    period = scope.period.code if scope.period else ""
     audit_event_record(
         action=AuditEvent.Action.EXPORT,
         request=request,
         object_type="ledgers.TeacherStatistics",
         object_id=str(school.pk),
-        detail={"period": scope.period.code if scope.period else "", "rows": export.rows, "format": "xlsx"},
+        detail={
+            "filters": {"school": school.pk, "period": period, "sort": f"-{key}" if key and descending else key},
+            "period": period,
+            "rows": export.rows,
+            "format": "xlsx",
+        },
     )
     return export.response()

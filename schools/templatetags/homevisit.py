@@ -1,11 +1,12 @@
 from django import template
 
-from schools.privacy import mask_id_number, mask_phone
+from schools.privacy import mask_id_number, mask_phone, redact_contacts
 
 register = template.Library()
 
 register.filter("mask_phone", mask_phone)
 register.filter("mask_id", mask_id_number)
+register.filter("redact_contacts", redact_contacts)
 
 
 @register.filter

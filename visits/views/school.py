@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from schools.exports import write_xlsx
 from schools.models import AuditEvent, Campaign, Phase, Role, SchoolClass, SchoolYear, User
-from schools.privacy import mask_id_number
+from schools.privacy import mask_id_number, works_with_students
 from schools.scoping import get_object_for_user, require_roles
 from schools.services import audit_event_record
 from students.models import Category, Student, StudentCategory
@@ -276,7 +276,8 @@ def visit_export(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def visit_print(request: HttpRequest, public_id) -> HttpResponse:
-    """《“万名教师大家访”大家访活动教师记录表》 laid out for A4; no ID numbers, no phone numbers."""
+    """《“万名教师大家访”大家访活动教师记录表》 laid out for A4; no ID numbers, no phone numbers; for
+    the county's roles without the notes on the home and with numbers in free text masked."""
     visit = get_object_for_user(
         Visit.objects.select_related("school", "lead_teacher", "phase").prefetch_related(
             Prefetch("companions", queryset=User.objects.order_by("real_name", "pk")),
@@ -291,7 +292,7 @@ def visit_print(request: HttpRequest, public_id) -> HttpResponse:
         request=request,
         object_type="visits.Visit",
         object_id=str(visit.public_id),
-        detail={"page": "print"},
+        detail={"page": "print", "full": works_with_students(request.user)},
     )
     return render(
         request,
@@ -299,6 +300,7 @@ def visit_print(request: HttpRequest, public_id) -> HttpResponse:
         {
             "visit": visit,
             "contents": [(label, code in visit.contents) for code, label in Content.choices],
-            "works_in_school": request.user.role in (Role.TEACHER, Role.SCHOOL_ADMIN),
+            # The county's roles print the form without the notes on the home (DESIGN §8).
+            "works_in_school": works_with_students(request.user),
         },
     )

@@ -1,0 +1,301 @@
+"""What each role sees of a student's personal data (DESIGN §8), and that no page of it is cached.
+
+Teachers and the school admin work with the student and see the record whole. The county's roles
+(zone admin, inspector, bureau admin) read figures and masked identifiers: no guardian phone, no
+home address, no ID number, no sensitive category (disability, psychological state, family crisis,
+orphan, unsupported) — not even through the 需再访 status it would explain — no notes on the home
+and no photos of it.
+"""
+
+import datetime
+import io
+
+import openpyxl
+import pytest
+from django.contrib.admin.sites import site as admin_site
+from django.urls import reverse
+from django.utils import timezone
+
+from schools.privacy import redact_contacts
+from students.models import SENSITIVE_CATEGORIES, Category, Student
+from tests import factories
+from tests.test_dashboards import StatsBuilder
+from visits.models import Attachment, Method, Revision, Suggestion, Visit
+
+WORKS_WITH = ["teacher", "head_teacher", "school_admin"]
+COUNTY = ["zone_admin", "inspector", "bureau_admin"]
+
+GUARDIAN_PHONE = "13912345678"
+MASKED_GUARDIAN_PHONE = "139****5678"
+ID_NUMBER = "11010519491231002X"
+MASKED_ID_NUMBER = "110105********002X"
+ADDRESS = "城关镇幸福路 8 号"
+SITUATION = "孩子近期情绪低落，正在接受心理辅导。"
+MEASURES = "班主任每日一问，心理老师每周谈心。"
+SUGGESTION = "有事请打我电话 13812345678"
+PSYCHOLOGICAL = str(Category.PSYCHOLOGICAL.label)
+
+
+@pytest.fixture
+def record(world):
+    """王小明 with a guardian, an ID number, a home address, a disability type and a psychological
+    category (sensitive and special); one in-home visit this campaign, so that a teacher sees 需再访;
+    the visit with notes, a suggestion, a photo and a correction."""
+    student = world.student
+    student.id_number = ID_NUMBER
+    student.address = ADDRESS
+    student.disability_type = "听力残疾"
+    student.birth_date = datetime.date(2017, 3, 9)
+    student.save()
+    factories.GuardianFactory(student=student, name="王芳", relation="母亲", phone=GUARDIAN_PHONE)
+    factories.StudentCategoryFactory(student=student, category=Category.PSYCHOLOGICAL)
+    phase = factories.PhaseFactory()
+    visit = Visit.objects.create(
+        school=world.school,
+        lead_teacher=world.teacher,
+        visited_at=timezone.now() - datetime.timedelta(hours=3),
+        phase=phase,
+        method=Method.IN_HOME,
+        status=Visit.Status.SUBMITTED,
+        submitted_at=timezone.now(),
+        guardians_met=f"母亲 王芳 {GUARDIAN_PHONE}",
+        situation=SITUATION,
+        measures=MEASURES,
+        integrity_declared=True,
+    )
+    visit.students.set([student])
+    Suggestion.objects.create(visit=visit, text=SUGGESTION, reply="好的")
+    Revision.objects.create(visit=visit, changed_by=world.teacher, changes={"情况记录": ["原来的情况记录", SITUATION]})
+    attachment = Attachment.objects.create(
+        visit=visit, original_name="家门口.jpg", content_type="image/jpeg", size=3, uploaded_by=world.teacher
+    )
+    attachment.path.parent.mkdir(parents=True, exist_ok=True)
+    attachment.path.write_bytes(b"abc")
+    return {"student": student, "visit": visit, "attachment": attachment}
+
+
+def _page(client, url: str) -> str:
+    response = client.get(url)
+    assert response.status_code == 200, url
+    return response.content.decode()
+
+
+# --- the student's page ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", WORKS_WITH)
+def test_those_who_work_with_the_student_see_the_record_whole(world, login, record, role):
+    page = _page(login(world.users()[role]), reverse("student_detail", args=[record["student"].public_id]))
+    for whole in (GUARDIAN_PHONE, ID_NUMBER, ADDRESS, "听力残疾", PSYCHOLOGICAL, "需再访", "2017-03-09"):
+        assert whole in page, whole
+
+
+@pytest.mark.parametrize("role", COUNTY)
+def test_the_county_roles_see_a_student_masked_and_without_sensitive_categories(world, login, record, role):
+    student = record["student"]
+    page = _page(login(world.users()[role]), reverse("student_detail", args=[student.public_id]))
+    assert MASKED_GUARDIAN_PHONE in page and MASKED_ID_NUMBER in page and "2017年" in page
+    for hidden in (GUARDIAN_PHONE, ID_NUMBER, student.student_number, ADDRESS, "听力残疾", PSYCHOLOGICAL, "2017-03-09"):
+        assert hidden not in page, hidden
+    # 需再访 is shown only to special students: it would tell that the category hidden above exists.
+    assert "需再访" not in page and 'data-status="visited"' in page
+
+
+@pytest.mark.parametrize("category", SENSITIVE_CATEGORIES)
+@pytest.mark.parametrize("role", WORKS_WITH + COUNTY)
+def test_sensitive_categories_show_only_to_the_students_teachers_and_school_admin_on_every_list(
+    world, login, role, category
+):
+    factories.StudentCategoryFactory(student=world.student, category=category)
+    factories.StudentCategoryFactory(student=world.student, category=Category.LEFT_BEHIND)
+    client = login(world.users()[role])
+    label = str(Category(category).label)
+    for url in (
+        reverse("student_detail", args=[world.student.public_id]),
+        reverse("class_detail", args=[world.school_class.pk]),
+        reverse("student_list"),
+    ):
+        page = _page(client, url)
+        assert (label in page) == (role in WORKS_WITH), (url, label)
+        assert "留守儿童" in page, url
+
+
+@pytest.mark.parametrize("role", COUNTY)
+def test_the_county_roles_see_masked_student_numbers_on_the_class_page_and_the_list(world, login, role):
+    client = login(world.users()[role])
+    for url in (reverse("class_detail", args=[world.school_class.pk]), reverse("student_list")):
+        assert world.student.student_number not in _page(client, url)
+
+
+# --- the visit record, its print and its photos --------------------------------------------------
+
+
+@pytest.mark.parametrize("role", WORKS_WITH)
+def test_the_school_sees_the_visit_record_whole_with_its_photos(world, login, record, role):
+    client = login(world.users()[role])
+    visit, attachment = record["visit"], record["attachment"]
+    page = _page(client, reverse("visit_detail", args=[visit.public_id]))
+    for whole in (GUARDIAN_PHONE, SITUATION, MEASURES, SUGGESTION, "原来的情况记录"):
+        assert whole in page, whole
+    assert reverse("attachment_file", args=[attachment.public_id]) in page
+    assert client.get(reverse("attachment_file", args=[attachment.public_id])).status_code == 200
+    printed = _page(client, reverse("visit_print", args=[visit.public_id]))
+    for whole in (GUARDIAN_PHONE, SITUATION, MEASURES, SUGGESTION):
+        assert whole in printed, whole
+
+
+@pytest.mark.parametrize("role", COUNTY)
+def test_the_county_roles_read_a_visit_without_notes_numbers_or_photos(world, login, record, role):
+    client = login(world.users()[role])
+    visit, attachment = record["visit"], record["attachment"]
+    for url in (reverse("visit_detail", args=[visit.public_id]), reverse("visit_print", args=[visit.public_id])):
+        page = _page(client, url)
+        for hidden in (GUARDIAN_PHONE, "13812345678", SITUATION, MEASURES, "原来的情况记录", ID_NUMBER):
+            assert hidden not in page, (url, hidden)
+        # What they do read: who, when, how, the guardian met and the suggestion, numbers masked.
+        for shown in ("张老师", "上门家访", "王小明", "母亲 王芳 139****5678", "有事请打我电话 138****5678"):
+            assert shown in page, (url, shown)
+        assert f"已填写 {len(SITUATION)} 字" in page and "仅学生的任课教师和学校管理员可见" in page
+        assert reverse("attachment_file", args=[attachment.public_id]) not in page
+    detail = _page(client, reverse("visit_detail", args=[visit.public_id]))
+    assert "共 1 个附件" in detail and "修改了：情况记录" in detail
+    assert client.get(reverse("attachment_file", args=[attachment.public_id])).status_code == 404
+
+
+@pytest.mark.parametrize("role", COUNTY)
+def test_attachments_are_never_visible_to_the_county_roles(world, record, role):
+    assert not Attachment.objects.visible_to(world.users()[role]).exists()
+
+
+def test_a_teacher_of_another_class_sees_no_photo_of_a_visit_they_may_not_see(world, record):
+    colleague = factories.UserFactory(school=world.school)
+    assert not Attachment.objects.visible_to(colleague).exists()
+    assert list(Attachment.objects.visible_to(world.teacher)) == [record["attachment"]]
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("母亲 王芳 13912345678", "母亲 王芳 139****5678"),
+        ("电话 139-1234-5678", "电话 139****5678"),
+        ("+86 139 1234 5678", "139****5678"),
+        ("身份证 11010519491231002X。", "身份证 110105********002X。"),
+        ("老身份证 110105491231002", "老身份证 110105*****1002"),
+        ("固话 0371-66880011", "固话 037*****0011"),
+        ("2026年11月29日 10:30 到家，三人在家", "2026年11月29日 10:30 到家，三人在家"),
+        ("学籍号 G110105201501011234", "学籍号 G110105201501011234"),
+        ("", ""),
+    ],
+)
+def test_numbers_in_free_text_are_masked_for_readers_of_masked_identifiers(text, shown):
+    assert redact_contacts(text) == shown
+
+
+# --- exports -----------------------------------------------------------------------------------
+
+
+def _cells(response) -> list[str]:
+    workbook = openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content)))
+    return [str(value) for sheet in workbook for row in sheet.iter_rows(values_only=True) for value in row if value]
+
+
+@pytest.fixture
+def stats(world):
+    campaign = factories.CampaignFactory()
+    if not campaign.phases.exists():
+        factories.PhaseFactory(campaign=campaign)
+    build = StatsBuilder(campaign)
+    build.county(students_required=3, students_visited=1)
+    build.zone(world.school.zone, students_required=2)
+    build.school(world.school, students_required=2)
+    build.school_class(world.school_class, students_required=1)
+    build.teacher(world.teacher, students_assigned=1, students_visited=1)
+    return build
+
+
+@pytest.mark.parametrize("role", ["school_admin", *COUNTY])
+def test_the_county_exports_hold_figures_and_names_of_units_and_staff_only(world, login, record, stats, role):
+    student = record["student"]
+    client = login(world.users()[role])
+    sheet_url = reverse("statistics_sheet") + f"?level=school&unit={world.school.pk}"
+    for url in (sheet_url, reverse("teacher_assessment_xlsx", args=[world.school.pk])):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        text = "\n".join(_cells(response))
+        assert "城关第一小学" in text or "张老师" in text
+        for personal in (student.name, student.student_number, ID_NUMBER, GUARDIAN_PHONE, ADDRESS, "王芳"):
+            assert personal not in text, (url, personal)
+
+
+def test_the_visit_export_is_the_school_admins_and_masks_the_student_number(world, login, record):
+    response = login(world.school_admin).get(reverse("visit_export"))
+    text = "\n".join(_cells(response))
+    assert "王小明" in text and record["student"].student_number not in text and ID_NUMBER not in text
+    for role in COUNTY:
+        assert login(world.users()[role]).get(reverse("visit_export")).status_code == 404
+
+
+# --- the bureau admin's back office ------------------------------------------------------------
+
+
+def test_the_back_office_shows_a_student_masked_read_only_and_without_sensitive_categories(world, login, record):
+    student = record["student"]
+    factories.StudentCategoryFactory(student=student, category=Category.LEFT_BEHIND)
+    client = login(world.bureau_admin)
+    change_url = reverse("admin:students_student_change", args=[student.pk])
+    page = _page(client, change_url)
+    assert "王小明" in page and MASKED_ID_NUMBER in page and MASKED_GUARDIAN_PHONE in page and "2017年" in page
+    assert "留守儿童" in page
+    for hidden in (ID_NUMBER, student.student_number, GUARDIAN_PHONE, ADDRESS, "听力残疾", PSYCHOLOGICAL):
+        assert hidden not in page, hidden
+    listing = _page(client, reverse("admin:students_student_changelist"))
+    assert "王小明" in listing and student.student_number not in listing
+    categories = _page(client, reverse("admin:students_studentcategory_changelist"))
+    assert "留守儿童" in categories and PSYCHOLOGICAL not in categories
+    assert client.post(change_url, {"name": "改名"}).status_code == 403
+    assert client.get(reverse("admin:students_student_add")).status_code == 403
+    assert client.get(reverse("admin:students_student_delete", args=[student.pk])).status_code == 403
+    assert Student.objects.get(pk=student.pk).name == "王小明"
+
+
+def test_no_model_admin_lists_a_full_id_number_or_phone_of_a_student():
+    for model, model_admin in admin_site._registry.items():
+        if model._meta.app_label != "students":
+            continue
+        shown = set(model_admin.list_display) | set(model_admin.get_fields(request=None))
+        assert not shown & {"id_number", "address", "phone", "disability_type", "student_number"}, model
+
+
+# --- no copy kept by a browser or a proxy ---------------------------------------------------------
+
+
+def test_every_page_with_personal_data_is_no_store(world, login, record, stats):
+    visit, attachment = record["visit"], record["attachment"]
+    urls = [
+        reverse("student_detail", args=[record["student"].public_id]),
+        reverse("visit_detail", args=[visit.public_id]),
+        reverse("visit_print", args=[visit.public_id]),
+        reverse("attachment_file", args=[attachment.public_id]),
+        reverse("visit_export"),
+        reverse("teacher_assessment_xlsx", args=[world.school.pk]),
+        reverse("statistics_sheet"),
+        reverse("student_list"),
+        reverse("class_detail", args=[world.school_class.pk]),
+    ]
+    client = login(world.school_admin)
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert response["Cache-Control"] == "no-store, private", url
+        assert response["Pragma"] == "no-cache", url
+
+
+def test_a_404_to_a_signed_in_user_is_no_store_too(world, login):
+    response = login(world.other_teacher).get(reverse("student_detail", args=[world.student.public_id]))
+    assert response.status_code == 404 and "no-store" in response["Cache-Control"]
+
+
+def test_static_files_are_left_to_their_own_caching(world, login):
+    static = login(world.teacher).get("/static/css/print.css")
+    assert "no-store" not in static.get("Cache-Control", "")
+    assert "Pragma" not in static

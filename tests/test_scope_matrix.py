@@ -1,0 +1,520 @@
+"""One table of who reaches what: every URL of the project that names an object, for every named
+user of the ``world`` fixture, with the answer the design gives (DESIGN §2): the page (200), a
+redirect where that is the design (302, e.g. after a POST), or 404 — never 403 — and then a DENIED
+audit row saying who, what, from where and when.
+
+The table cannot silently miss a URL: ``test_every_url_that_names_an_object_is_in_the_matrix``
+walks the resolver and fails with the names of any pattern with a path converter that is neither in
+the table nor excluded below with a reason. Objects named in a query string (``?student=``,
+``?report=``, an export's filters) are listed too, as rows of their view.
+
+Student identifiers in URLs are opaque UUIDs, never 学籍号 or 身份证件号: see the tests at the end.
+"""
+
+import datetime
+import re
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls.converters import UUIDConverter
+from django.utils import timezone
+
+from schools.models import AuditEvent, ImportJob, Phase
+from tests import factories
+from tests.test_dashboards import StatsBuilder
+from tests.test_safety import SafetyReportFactory
+from visits.models import Attachment, Method, SafetyReport, Visit
+
+ROLES = (
+    "teacher",
+    "head_teacher",
+    "school_admin",
+    "zone_admin",
+    "inspector",
+    "bureau_admin",
+    "other_teacher",
+    "other_admin",
+)
+CLIENT_IP = "203.0.113.7"  # set as REMOTE_ADDR, so that the audit row's address is seen to come from the request
+
+# Patterns with a path converter that the matrix does not list, each with the reason.
+EXCLUDED_NAMESPACES = {
+    "admin": "Django's admin site: only is_staff accounts pass its own login gate (everyone else is sent to "
+    "its login page, see the admin row below and tests/test_pages.py); the models it shows are read-only "
+    "or minimised (tests/test_audit.py, tests/test_privacy.py).",
+}
+EXCLUDED_NAMES: dict[str, str] = {}
+# Views that take an object in the query string rather than the path: each must have a row.
+QUERY_OBJECT_VIEWS = {"visit_create", "safety_new", "visit_export", "statistics_sheet"}
+
+
+# --- the objects the URLs name -------------------------------------------------------------------
+
+
+def _visit(w, *, status: str = Visit.Status.SUBMITTED) -> Visit:
+    """The teacher's phone visit to 王小明 (3年级2班, the head teacher's class)."""
+    visit = Visit.objects.create(
+        school=w.school,
+        lead_teacher=w.teacher,
+        visited_at=timezone.now() - datetime.timedelta(hours=2),
+        method=Method.PHONE,
+        status=status,
+        submitted_at=timezone.now() if status == Visit.Status.SUBMITTED else None,
+        situation="电话沟通，孩子在家表现良好。",
+        integrity_declared=True,
+    )
+    visit.students.set([w.student])
+    return visit
+
+
+def _draft(w) -> Visit:
+    return _visit(w, status=Visit.Status.DRAFT)
+
+
+def _attachment(w) -> Attachment:
+    attachment = Attachment.objects.create(
+        visit=_visit(w), original_name="家门口.jpg", content_type="image/jpeg", size=3, uploaded_by=w.teacher
+    )
+    attachment.path.parent.mkdir(parents=True, exist_ok=True)
+    attachment.path.write_bytes(b"abc")
+    return attachment
+
+
+def _report(w) -> SafetyReport:
+    """An open report of the teacher, the head teacher going along."""
+    return SafetyReportFactory(teacher=w.teacher, students=[w.student], companions=[w.head_teacher])
+
+
+def _job(w, kind: str) -> ImportJob:
+    """A validated job of the school with nothing to import (confirming it changes nothing)."""
+    return ImportJob.objects.create(
+        kind=kind,
+        school=w.school,
+        uploaded_by=w.school_admin,
+        file_name="名单.xlsx",
+        sha256="0" * 64,
+        status=ImportJob.Status.VALIDATED,
+        problems=[{"row": 3, "column": "姓名", "message": "姓名不能为空"}],
+    )
+
+
+def _stats(w) -> None:
+    """Stored statistics for the county, both zones, both schools, the classes and the teachers, so that
+    every dashboard answers from its row (tests/test_dashboards.py checks the not-yet-computed path)."""
+    campaign = factories.CampaignFactory()
+    factories.PhaseFactory(campaign=campaign, kind=Phase.Kind.FULL_ROUND)
+    build = StatsBuilder(campaign)
+    build.county(students_required=3, students_visited=1)
+    for school in (w.school, w.other_school):
+        build.zone(school.zone, students_required=1)
+        build.school(school, students_required=1)
+    for school_class in (w.school_class, w.plain_class, w.other_class):
+        build.school_class(school_class, students_required=1)
+    for teacher in (w.teacher, w.head_teacher, w.school_admin, w.other_teacher):
+        build.teacher(teacher, students_assigned=1)
+
+
+def _with_stats(url_for: Callable) -> Callable:
+    def build(w) -> str:
+        _stats(w)
+        return url_for(w)
+
+    return build
+
+
+# --- the matrix ----------------------------------------------------------------------------------
+
+SCHOOL = {"teacher", "head_teacher", "school_admin"}
+COUNTY = {"zone_admin", "inspector", "bureau_admin"}
+SEES_THE_SCHOOL = SCHOOL | COUNTY
+SCHOOL_ADMIN = {"school_admin"}
+SCHOOL_DASHBOARDS = {"school_admin"} | COUNTY
+
+
+@dataclass(frozen=True)
+class Row:
+    """One URL: its pattern name, what it is, how to build it, the method, and who gets the answer
+    ``ok``; every other user gets 404 unless ``others`` says otherwise."""
+
+    name: str
+    what: str
+    url_for: Callable
+    allowed: set[str]
+    ok: int = 200
+    method: str = "get"
+    data: dict = field(default_factory=dict)
+    others: dict[str, int] = field(default_factory=dict)
+    # What a DENIED row names when it is not an id of the URL: e.g. the visit of an attachment.
+    denied_object: str = ""
+
+    def expected(self, role: str) -> int:
+        if role in self.allowed:
+            return self.ok
+        return self.others.get(role, 404)
+
+
+MATRIX = [
+    # students
+    Row(
+        "student_detail",
+        "a student of the head teacher's class",
+        lambda w: _url("student_detail", w.student.public_id),
+        SEES_THE_SCHOOL,
+    ),
+    Row(
+        "student_detail",
+        "a student of a class the teacher does not teach",
+        lambda w: _url("student_detail", w.plain_student.public_id),
+        {"school_admin"} | COUNTY,
+    ),
+    Row(
+        "student_detail",
+        "a student of the other school",
+        lambda w: _url("student_detail", w.other_student.public_id),
+        {"other_teacher", "other_admin", "inspector", "bureau_admin"},
+    ),
+    Row("class_detail", "the head teacher's class", lambda w: _url("class_detail", w.school_class.pk), SEES_THE_SCHOOL),
+    Row(
+        "class_detail",
+        "a class the teacher does not teach",
+        lambda w: _url("class_detail", w.plain_class.pk),
+        {"school_admin"} | COUNTY,
+    ),
+    # visits and their attachments
+    Row("visit_detail", "a submitted visit", lambda w: _url("visit_detail", _visit(w).public_id), SEES_THE_SCHOOL),
+    Row("visit_detail", "a draft", lambda w: _url("visit_detail", _draft(w).public_id), {"teacher", "school_admin"}),
+    Row(
+        "visit_edit",
+        "correcting a submitted visit",
+        lambda w: _url("visit_edit", _visit(w).public_id),
+        {"teacher", "school_admin"},
+    ),
+    Row(
+        "visit_print", "printing a submitted visit", lambda w: _url("visit_print", _visit(w).public_id), SEES_THE_SCHOOL
+    ),
+    Row(
+        "visit_print",
+        "printing a draft",
+        lambda w: _url("visit_print", _draft(w).public_id),
+        {"teacher", "school_admin"},
+    ),
+    Row("attachment_file", "a photo of a visit", lambda w: _url("attachment_file", _attachment(w).public_id), SCHOOL),
+    Row(
+        "attachment_remove",
+        "deleting a photo",
+        lambda w: _url("attachment_remove", _attachment(w).public_id),
+        {"teacher", "school_admin"},
+        ok=302,
+        method="post",
+        denied_object="edit:",  # the head teacher sees the photo, but may not change its record
+    ),
+    Row(
+        "visit_create",
+        "a new visit for a student",
+        lambda w: _url("visit_create") + f"?student={w.student.public_id}",
+        {"teacher", "head_teacher"},
+    ),
+    Row(
+        "visit_create",
+        "a new visit from a safety report",
+        lambda w: _url("visit_create") + f"?report={_report(w).public_id}",
+        {"teacher", "head_teacher"},
+    ),
+    Row(
+        "visit_export",
+        "the visit export filtered to a class",
+        lambda w: _url("visit_export") + f"?school_class={w.school_class.pk}",
+        SCHOOL_ADMIN,
+        others={"other_admin": 302},
+    ),  # a class outside the filter's menu: back to the list, no rows
+    # safety reports
+    Row("safety_detail", "a report", lambda w: _url("safety_detail", _report(w).public_id), SCHOOL),
+    Row(
+        "safety_check_in",
+        "平安返回",
+        lambda w: _url("safety_check_in", _report(w).public_id),
+        {"teacher"},
+        ok=302,
+        method="post",
+    ),
+    Row(
+        "safety_close",
+        "closing a report",
+        lambda w: _url("safety_close", _report(w).public_id),
+        SCHOOL_ADMIN,
+        ok=302,
+        method="post",
+        data={"reason": "已电话联系，教师平安。"},
+    ),
+    Row(
+        "safety_new",
+        "a report from a student",
+        lambda w: _url("safety_new") + f"?student={w.student.public_id}",
+        {"teacher", "head_teacher"},
+    ),
+    # the school, its staff and its imports
+    Row("school_detail", "the school", lambda w: _url("school_detail", w.school.pk), SEES_THE_SCHOOL),
+    Row("school_staff", "the school's staff", lambda w: _url("school_staff", w.school.pk), SEES_THE_SCHOOL),
+    Row(
+        "roster_import_job",
+        "a roster import",
+        lambda w: _url("roster_import_job", _job(w, "roster").public_id),
+        SCHOOL_ADMIN,
+    ),
+    Row(
+        "roster_import_problems",
+        "a roster import's problem list",
+        lambda w: _url("roster_import_problems", _job(w, "roster").public_id),
+        SCHOOL_ADMIN,
+    ),
+    Row(
+        "roster_import_confirm",
+        "confirming a roster import",
+        lambda w: _url("roster_import_confirm", _job(w, "roster").public_id),
+        SCHOOL_ADMIN,
+        ok=302,
+        method="post",
+    ),
+    Row(
+        "roster_import_cancel",
+        "cancelling a roster import",
+        lambda w: _url("roster_import_cancel", _job(w, "roster").public_id),
+        SCHOOL_ADMIN,
+        ok=302,
+        method="post",
+    ),
+    Row(
+        "roster_import_job",
+        "a staff import through the roster URL",
+        lambda w: _url("roster_import_job", _job(w, "staff").public_id),
+        set(),
+    ),
+    Row(
+        "staff_import_job",
+        "a staff import",
+        lambda w: _url("staff_import_job", _job(w, "staff").public_id),
+        SCHOOL_ADMIN,
+    ),
+    Row(
+        "staff_import_problems",
+        "a staff import's problem list",
+        lambda w: _url("staff_import_problems", _job(w, "staff").public_id),
+        SCHOOL_ADMIN,
+    ),
+    Row(
+        "staff_import_confirm",
+        "confirming a staff import",
+        lambda w: _url("staff_import_confirm", _job(w, "staff").public_id),
+        SCHOOL_ADMIN,
+        ok=302,
+        method="post",
+    ),
+    Row(
+        "staff_import_cancel",
+        "cancelling a staff import",
+        lambda w: _url("staff_import_cancel", _job(w, "staff").public_id),
+        SCHOOL_ADMIN,
+        ok=302,
+        method="post",
+    ),
+    # dashboards of a unit, the teacher assessment and the statistics sheet
+    Row(
+        "statistics_zone", "the school's zone", _with_stats(lambda w: _url("statistics_zone", w.school.zone_id)), COUNTY
+    ),
+    Row(
+        "statistics_zone",
+        "the other zone",
+        _with_stats(lambda w: _url("statistics_zone", w.other_school.zone_id)),
+        {"inspector", "bureau_admin"},
+    ),
+    Row(
+        "statistics_school",
+        "the school",
+        _with_stats(lambda w: _url("statistics_school", w.school.pk)),
+        SCHOOL_DASHBOARDS,
+    ),
+    Row(
+        "statistics_class",
+        "a class of the school",
+        _with_stats(lambda w: _url("statistics_class", w.school.pk, w.school_class.pk)),
+        SCHOOL_DASHBOARDS,
+    ),
+    Row(
+        "statistics_class",
+        "the other school's class under this school's URL",
+        _with_stats(lambda w: _url("statistics_class", w.school.pk, w.other_class.pk)),
+        set(),
+    ),
+    Row(
+        "teacher_assessment",
+        "the school's teachers",
+        _with_stats(lambda w: _url("teacher_assessment", w.school.pk)),
+        SCHOOL_DASHBOARDS,
+    ),
+    Row(
+        "teacher_assessment_xlsx",
+        "the school's teachers as XLSX",
+        _with_stats(lambda w: _url("teacher_assessment_xlsx", w.school.pk)),
+        SCHOOL_DASHBOARDS,
+    ),
+    Row(
+        "statistics_sheet",
+        "the school's statistics sheet",
+        _with_stats(lambda w: _url("statistics_sheet") + f"?level=school&unit={w.school.pk}"),
+        SCHOOL_DASHBOARDS,
+    ),
+    Row(
+        "statistics_sheet",
+        "the zone's statistics sheet",
+        _with_stats(lambda w: _url("statistics_sheet") + f"?level=zone&unit={w.school.zone_id}"),
+        COUNTY,
+    ),
+    Row(
+        "statistics_sheet",
+        "the county's statistics sheet",
+        _with_stats(lambda w: _url("statistics_sheet") + "?level=county&unit=0"),
+        {"inspector", "bureau_admin"},
+    ),
+    # the admin site's own gate, for the record: a redirect to its login page, not a 404
+    Row(
+        "admin:schools_auditevent_changelist",
+        "the audit log in the admin site",
+        lambda w: _url("admin:schools_auditevent_changelist"),
+        {"bureau_admin"},
+        others=dict.fromkeys(set(ROLES) - {"bureau_admin"}, 302),
+    ),
+]
+
+
+def _url(name: str, *args) -> str:
+    return reverse(name, args=args)
+
+
+CASES = [pytest.param(row, role, id=f"{row.name}[{row.what}]-{role}") for row in MATRIX for role in ROLES]
+
+
+@pytest.mark.parametrize(("row", "role"), CASES)
+def test_each_role_gets_what_the_design_gives_and_a_404_is_logged(world, login, row: Row, role: str):
+    url = row.url_for(world)
+    user = world.users()[role]
+    expected = row.expected(role)
+    denied = AuditEvent.objects.filter(action=AuditEvent.Action.DENIED)
+    before_count = denied.count()
+    before = timezone.now()
+
+    response = getattr(login(user), row.method)(url, row.data, REMOTE_ADDR=CLIENT_IP)
+
+    after = timezone.now()
+    assert response.status_code == expected, f"{role} on {row.name} ({row.what})"
+    if expected != 404:
+        assert denied.count() == before_count, "an answer other than 404 writes no DENIED row"
+        return
+    assert denied.count() == before_count + 1
+    event = denied.order_by("-pk").first()
+    assert event.user == user and event.username == user.username
+    assert event.ip == CLIENT_IP
+    assert before <= event.at <= after
+    assert event.path == urllib.parse.urlsplit(url).path
+    assert event.object_type
+    assert _names_the_object(event.object_id, url, row.name) or (
+        row.denied_object and event.object_id.startswith(row.denied_object)
+    ), event.object_id
+
+
+def _names_the_object(object_id: str, url: str, name: str) -> bool:
+    """The DENIED row names what was asked for: an id from the path or the query string, or the view
+    when the role itself may not open it."""
+    if object_id == name.split(":")[-1]:
+        return True
+    parts = urllib.parse.urlsplit(url)
+    wanted = re.findall(r"[0-9a-f]{8}-[0-9a-f-]{27}|\d+", parts.path)
+    wanted += [value for values in urllib.parse.parse_qs(parts.query).values() for value in values]
+    return any(value in object_id for value in wanted)
+
+
+# --- the matrix misses no URL ---------------------------------------------------------------------
+
+
+def _patterns(patterns=None, namespace: str = "", prefix: str = "") -> Iterator[tuple[str, str, URLPattern]]:
+    """(name with its namespace, full route, pattern) of every named URL pattern, through the includes."""
+    for pattern in get_resolver().url_patterns if patterns is None else patterns:
+        if isinstance(pattern, URLResolver):
+            inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+            yield from _patterns(pattern.url_patterns, inner, prefix + str(pattern.pattern))
+        elif pattern.name:
+            yield f"{namespace}{pattern.name}", prefix + str(pattern.pattern), pattern
+
+
+def _converters(pattern: URLPattern) -> dict:
+    return getattr(pattern.pattern, "converters", {}) or {}
+
+
+def _excluded(name: str) -> bool:
+    return name in EXCLUDED_NAMES or name.split(":")[0] in EXCLUDED_NAMESPACES and ":" in name
+
+
+def test_every_url_that_names_an_object_is_in_the_matrix():
+    with_object = {name for name, _route, pattern in _patterns() if _converters(pattern)}
+    assert len(with_object) > 25  # the walk went through the includes
+    listed = {row.name for row in MATRIX}
+    missing = sorted(name for name in with_object - listed if not _excluded(name))
+    assert not missing, f"URL patterns with an object id missing from MATRIX: {missing}"
+    assert not QUERY_OBJECT_VIEWS - listed, f"views taking an object in the query string: {QUERY_OBJECT_VIEWS - listed}"
+    known = {name for name, _route, _pattern in _patterns()}
+    assert not listed - known, f"rows of the matrix for URLs that no longer exist: {listed - known}"
+
+
+# --- student identifiers in URLs are opaque ---------------------------------------------------------
+
+IDENTIFYING = ("student_number", "id_number", "学籍号", "身份证", "idcard", "id_card")
+
+
+def test_no_url_pattern_carries_a_student_number_or_an_id_number():
+    for name, route, pattern in _patterns():
+        assert not any(word in route.lower() for word in IDENTIFYING), (name, route)
+        assert not any(word in key.lower() for key in _converters(pattern) for word in IDENTIFYING), (name, route)
+
+
+def test_every_url_of_a_person_or_a_record_takes_a_uuid():
+    """Students, visits, attachments, safety reports and import jobs are named by a random UUID; only the
+    organisation (schools, classes, zones) goes by its database number."""
+    for name, route, pattern in _patterns():
+        if _excluded(name) or not route.startswith(
+            ("students/", "visits/", "attachments/", "safety/", "roster/", "staff/")
+        ):
+            continue
+        for converter in _converters(pattern).values():
+            assert isinstance(converter, UUIDConverter), (name, route)
+
+
+def test_a_student_url_resolves_by_public_id_and_a_student_number_in_its_place_is_404(world, login):
+    client = login(world.teacher)
+    assert client.get(reverse("student_detail", args=[world.student.public_id])).status_code == 200
+    for identifier in (world.student.student_number, "11010519491231002X", str(world.student.pk)):
+        assert client.get(f"/students/{identifier}/").status_code == 404
+
+
+@pytest.mark.parametrize("view", ["visit_create", "safety_new"])
+def test_a_student_number_in_a_query_string_is_404_and_logged_not_an_error(world, login, view):
+    response = login(world.teacher).get(reverse(view), {"student": world.student.student_number})
+    assert response.status_code == 404
+    event = AuditEvent.objects.get(action=AuditEvent.Action.DENIED)
+    assert event.user == world.teacher and event.object_type == "students.Student"
+
+
+def test_pages_link_to_students_by_public_id_only(world, login):
+    page = login(world.school_admin).get(reverse("class_detail", args=[world.school_class.pk])).content.decode()
+    assert reverse("student_detail", args=[world.student.public_id]) in page
+    assert world.student.student_number not in page
+
+
+def test_an_unknown_uuid_is_404_and_logged_like_a_record_out_of_scope(world, login):
+    missing = uuid.uuid4()
+    response = login(world.bureau_admin).get(reverse("student_detail", args=[missing]), REMOTE_ADDR=CLIENT_IP)
+    assert response.status_code == 404
+    event = AuditEvent.objects.get(action=AuditEvent.Action.DENIED)
+    assert str(missing) in event.object_id and event.ip == CLIENT_IP
