@@ -4,6 +4,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
 
+from ledgers.models import StatisticsRun
 from ledgers.statistics import statistics_recompute_all, statistics_refresh_stale
 
 
@@ -21,8 +22,15 @@ def statistics_refresh_stale_sweep() -> list[int]:
     return statistics_refresh_stale(older_than=settings.STATISTICS_REFRESH_DELAY * 2)
 
 
-@shared_task(acks_late=True)
-def statistics_recompute_nightly() -> int | None:
-    """Beat job (every night): recompute every unit; resumes a run that a killed worker left."""
+@shared_task(bind=True, acks_late=True, max_retries=3)
+def statistics_recompute_nightly(self) -> int | None:
+    """Beat job (every night): recompute every unit; resumes a run that a killed worker left.
+
+    When an unfinished run holds its lease this leaves it to its worker; but that worker may be the
+    one that died (a pool process killed by the OOM killer hands its message straight back, while
+    the lease is still fresh), so it comes back once the lease has run out and resumes the run if
+    nobody made progress meanwhile."""
     run = statistics_recompute_all()
+    if run is None and StatisticsRun.objects.filter(finished_at__isnull=True).exists():
+        raise self.retry(countdown=settings.STATISTICS_RUN_LEASE.total_seconds() + 60)
     return run.pk if run else None

@@ -182,3 +182,21 @@ def test_two_full_runs_started_at_once_compute_once(monkeypatch):
     assert sorted(r is None for r in results) == [False, True]  # one ran, the other stood aside
     assert StatisticsRun.objects.count() == 1
     assert_every_row_matches(expected_rows(county["campaign"], county["phases"]))
+
+
+@time_machine.travel(NOW, tick=False)
+def test_the_nightly_task_comes_back_after_the_lease_when_a_dead_worker_holds_the_run(monkeypatch):
+    from celery.exceptions import Retry
+
+    from ledgers.tasks import statistics_recompute_nightly
+
+    county = build_county(58, schools=2)
+    StatisticsRun.objects.create(campaign=county["campaign"], started_at=NOW, heartbeat_at=NOW)  # its worker died
+
+    with pytest.raises(Retry):
+        statistics_recompute_nightly.apply(throw=True)
+
+    with time_machine.travel(NOW + datetime.timedelta(minutes=11), tick=False):
+        statistics_recompute_nightly.apply(throw=True)
+    assert StatisticsRun.objects.get().finished_at is not None
+    assert_every_row_matches(expected_rows(county["campaign"], county["phases"]))
