@@ -21,6 +21,10 @@ HEADER_SEARCH_ROWS = 10
 # A real roster expands to a few MB of XML; far more than this is a zip bomb, not a roster.
 MAX_UNCOMPRESSED_BYTES = 200 * 1024 * 1024
 MAX_DATA_ROWS = 50_000
+# No cell of a roster or a staff list holds more than a few hundred characters. A file with a longer
+# one is refused: one huge shared string referenced from every cell would otherwise make each
+# cell's checks, and each problem message quoting it, megabytes long (a 10 KB upload, hours of work).
+MAX_CELL_CHARS = 500
 
 
 class SheetError(Exception):
@@ -61,7 +65,10 @@ class Sheet:
 
 def _header_key(text: object) -> str:
     """Header text as compared: width-normalised, without spaces, brackets' notes or asterisks."""
-    value = unicodedata.normalize("NFKC", str(text or ""))
+    value = str(text or "")
+    if len(value) > MAX_CELL_CHARS:  # not a header; normalising it would only cost time
+        return ""
+    value = unicodedata.normalize("NFKC", value)
     value = re.sub(r"\s+", "", value).replace("*", "")
     return re.sub(r"\(.*?\)$", "", value)
 
@@ -114,13 +121,15 @@ def read_sheet(path: Path, columns: Iterable[Column]) -> Sheet:
             for number, values in enumerate(
                 worksheet.iter_rows(min_row=header_row + 1, values_only=True), start=header_row + 1
             ):
-                if all(v is None or (isinstance(v, str) and not v.strip()) for v in values):
+                if all(
+                    v is None or (isinstance(v, str) and len(v) <= MAX_CELL_CHARS and not v.strip()) for v in values
+                ):
                     continue
                 if len(sheet.rows) >= MAX_DATA_ROWS:
                     raise SheetError(f"工作表「{worksheet.title}」超过 {MAX_DATA_ROWS} 行，请按学段拆分后分别上传。")
-                sheet.rows.append(
-                    (number, {key: values[pos] if pos < len(values) else None for key, pos in positions.items()})
-                )
+                cells = {key: values[pos] if pos < len(values) else None for key, pos in positions.items()}
+                _check_lengths(worksheet.title, number, cells, columns)
+                sheet.rows.append((number, cells))
             if not sheet.rows:
                 # An emptied template sheet must not hide the data pasted into another sheet.
                 empty_title = empty_title or worksheet.title
@@ -143,6 +152,16 @@ def read_sheet(path: Path, columns: Iterable[Column]) -> Sheet:
     raise SheetError(
         f"没有找到表头行：文件中没有哪个工作表的前 {HEADER_SEARCH_ROWS} 行包含{required}等列。请使用下载的模板。"
     )
+
+
+def _check_lengths(title: str, number: int, cells: dict[str, object], columns: list[Column]) -> None:
+    for column in columns:
+        value = cells.get(column.key)
+        if isinstance(value, str) and len(value) > MAX_CELL_CHARS:
+            raise SheetError(
+                f"工作表「{title}」第 {number} 行「{column.label}」列有 {len(value)} 个字，"
+                f"超过 {MAX_CELL_CHARS} 个字，不像是名单的内容。请检查这个单元格后重新上传。"
+            )
 
 
 def _find_header(worksheet, columns: list[Column]) -> tuple[int, dict[str, int]] | None:

@@ -137,7 +137,10 @@ class SuggestionForm(forms.Form):
     to_school = forms.BooleanField(label="提交学校处理", required=False)
 
 
-SuggestionFormSet = forms.formset_factory(SuggestionForm, extra=2, max_num=SUGGESTIONS_MAX, validate_max=True)
+# absolute_max caps what a forged TOTAL_FORMS can make the server build (Django's default is 1000).
+SuggestionFormSet = forms.formset_factory(
+    SuggestionForm, extra=2, max_num=SUGGESTIONS_MAX, validate_max=True, absolute_max=SUGGESTIONS_MAX
+)
 
 
 def suggestions_from(formset) -> list[dict]:

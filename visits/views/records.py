@@ -4,16 +4,18 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Prefetch
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from schools.models import AuditEvent, Role
+from schools.privacy import works_with_students
 from schools.scoping import deny, get_object_for_user, require_roles
 from schools.services import audit_event_record
 from schools.views import organisation_home
-from students.models import SENSITIVE_CATEGORIES, Category, Student
+from students.models import SENSITIVE_CATEGORIES, Category, Student, StudentCategory
 from visits.attachments import attachment_add, attachment_delete
 from visits.forms import SuggestionFormSet, VisitForm, suggestions_from
 from visits.models import Attachment, SafetyReport, Visit
@@ -50,14 +52,19 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def student_detail(request: HttpRequest, public_id) -> HttpResponse:
+    """A student with their visits; the county's roles get masked identifiers and no sensitive
+    category, not even through the status it would explain (需再访 of a special student)."""
+    works_with = works_with_students(request.user)
+    category_rows = StudentCategory.objects.all()
+    if not works_with:
+        category_rows = category_rows.exclude(category__in=SENSITIVE_CATEGORIES)
     student = get_object_for_user(
         Student.objects.select_related("school", "school_class__head_teacher").prefetch_related(
-            "guardians", "categories"
+            "guardians", Prefetch("categories", queryset=category_rows)
         ),
         request,
         public_id=public_id,
     )
-    works_with = request.user.role in (Role.TEACHER, Role.SCHOOL_ADMIN)
     audit_event_record(
         action=AuditEvent.Action.VIEW,
         request=request,
@@ -195,7 +202,26 @@ def visit_detail(request: HttpRequest, public_id) -> HttpResponse:
     can_edit = visit.lead_teacher_id == user.pk or (
         user.role == Role.SCHOOL_ADMIN and visit.school_id == user.school_id
     )
-    return render(request, "visits/visit_detail.html", {"visit": visit, "can_edit": can_edit})
+    works_with = works_with_students(user)
+    audit_event_record(
+        action=AuditEvent.Action.VIEW,
+        request=request,
+        object_type="visits.Visit",
+        object_id=str(visit.public_id),
+        detail={"page": "detail", "full": works_with},
+    )
+    return render(
+        request,
+        "visits/visit_detail.html",
+        {
+            "visit": visit,
+            "can_edit": can_edit,
+            "works_with": works_with,
+            # Photos of a home: only for those who work with the student (DESIGN §8).
+            "attachments": list(Attachment.objects.visible_to(user).filter(visit=visit)) if works_with else [],
+            "attachment_count": len(visit.attachments.all()),
+        },
+    )
 
 
 @login_required
@@ -208,10 +234,19 @@ def attachment_file(request: HttpRequest, public_id) -> FileResponse:
         object_type="visits.Attachment",
         object_id=str(attachment.public_id),
     )
+    # Photos show in the page; a PDF is downloaded, never rendered in the site's origin. The stored
+    # name may carry any extension a browser sent: the download is named by the checked type.
+    is_pdf = attachment.content_type == "application/pdf"
+    stem = attachment.original_name.rsplit(".", 1)[0] or "附件"
     response = FileResponse(
-        attachment.path.open("rb"), content_type=attachment.content_type, filename=attachment.original_name
+        attachment.path.open("rb"),
+        content_type=attachment.content_type,
+        as_attachment=is_pdf,
+        filename=f"{stem}.{attachment.extension}",
     )
     response["Cache-Control"] = "private, no-store"
+    response["Content-Security-Policy"] = "sandbox; default-src 'none'; img-src 'self'"
+    response["X-Content-Type-Options"] = "nosniff"
     return response
 
 
