@@ -162,6 +162,16 @@ def _flag(condition: str) -> str:
     return f"MAX(CASE WHEN {condition} THEN 1 ELSE 0 END)"
 
 
+def _period_flags(windows: list[_Window], alias: str) -> tuple[list[str], list]:
+    """One ``MAX(CASE ...) AS <alias>_<i>`` column a period: 1 when a row's visit falls in it."""
+    columns, params = [], []
+    for index, window in enumerate(windows):
+        condition, condition_params = window.condition()
+        columns.append(f"{_flag(condition)} AS {alias}_{index}")
+        params += condition_params
+    return columns, params
+
+
 def _rows(sql: str, params: list) -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -176,11 +186,7 @@ def _student_figures(school_ids: list[int], windows: list[_Window], today: datet
     visits are grouped per student and categories per student first (hash aggregates over the
     chunk's rows), then joined to the roster and summed per class."""
     schools_in, schools_params = _in(school_ids)
-    seen_columns, seen_params = [], []
-    for index, window in enumerate(windows):
-        condition, phases_params = window.condition()
-        seen_columns.append(f"{_flag(condition)} AS seen_{index}")
-        seen_params += phases_params
+    seen_columns, seen_params = _period_flags(windows, "seen")
     seen_sql = f"""
         SELECT vs.student_id AS student_id, {", ".join(seen_columns)},
                SUM(CASE WHEN v.method = %s AND v.visited_at >= %s AND v.visited_at < %s THEN 1 ELSE 0 END)
@@ -299,11 +305,7 @@ def _staff_figures(school_ids: list[int], windows: list[_Window]) -> dict[int, d
     """Per school and period: (staff on the roster, of them with a submitted visit in the period)."""
     schools_in, schools_params = _in(school_ids)
     roles_in, roles_params = _in(list(SCHOOL_ROLES))
-    flags, flag_params = [], []
-    for index, window in enumerate(windows):
-        condition, phases_params = window.condition()
-        flags.append(f"{_flag(condition)} AS took_part_{index}")
-        flag_params += phases_params
+    flags, flag_params = _period_flags(windows, "took_part")
     participants, participants_params = _participants(users_of=school_ids)
     sql = f"""
         WITH p AS ({participants}),
@@ -341,11 +343,7 @@ def _class_staff_sql(schools_in: str) -> str:
 def _class_staff_figures(school_ids: list[int], windows: list[_Window]) -> dict[int, dict[str, tuple[int, int]]]:
     """Per class and period: (the class's staff, of them who joined a visit of one of its students)."""
     schools_in, schools_params = _in(school_ids)
-    flags, flag_params = [], []
-    for index, window in enumerate(windows):
-        condition, phases_params = window.condition()
-        flags.append(f"{_flag(condition)} AS took_part_{index}")
-        flag_params += phases_params
+    flags, flag_params = _period_flags(windows, "took_part")
     participants, participants_params = _participants(students_of=school_ids)
     sql = f"""
         WITH p AS ({participants}),
@@ -452,10 +450,8 @@ def _teacher_figures(
     phase_lists = [_in(w.phase_ids) for w in windows]
 
     # Students of the classes each teacher heads or teaches, and of them those visited with them.
-    seen_flags = ", ".join(
-        f"{_flag(f'v.phase_id IN {phases_in}')} AS seen_{i}" for i, (phases_in, _) in enumerate(phase_lists)
-    )
-    seen_params = [p for _, params in phase_lists for p in params]
+    seen_columns, seen_params = _period_flags(windows, "seen")
+    seen_flags = ", ".join(seen_columns)
     participants, participants_params = _participants(users_of=school_ids)
     students_sql = f"""
         WITH p AS ({participants}),

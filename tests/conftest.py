@@ -15,6 +15,18 @@ from tests import factories
 REQUIRE_SERVICES = os.environ.get("HOMEVISIT_REQUIRE_SERVICES") == "1"
 
 
+def require_postgresql(why: str) -> None:
+    """Skip a test that needs PostgreSQL on the embedded run; in the services run (CI sets
+    HOMEVISIT_REQUIRE_SERVICES=1) a missing PostgreSQL fails it instead of skipping silently."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        return
+    if REQUIRE_SERVICES:
+        pytest.fail("HOMEVISIT_REQUIRE_SERVICES=1 but the database is not PostgreSQL")
+    pytest.skip(f"{why}; the embedded run uses SQLite")
+
+
 @pytest.fixture(autouse=True)
 def _fast_and_private(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

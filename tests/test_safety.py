@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from schools.models import AuditEvent, Role
 from tests import factories
-from tests.conftest import REQUIRE_SERVICES
+from tests.conftest import require_postgresql
 from visits.context_processors import unread_notifications
 from visits.models import Notification, SafetyReport
 from visits.notify import notify
@@ -416,17 +416,9 @@ def test_returned_and_closed_reports_are_never_marked_overdue(world):
     assert not Notification.objects.exists()
 
 
-def _require_postgresql() -> None:
-    if connection.vendor == "postgresql":
-        return
-    if REQUIRE_SERVICES:
-        pytest.fail("HOMEVISIT_REQUIRE_SERVICES=1 but the database is not PostgreSQL")
-    pytest.skip("row locks (SKIP LOCKED) need PostgreSQL; the embedded run uses SQLite")
-
-
 @pytest.mark.django_db(transaction=True)
 def test_two_sweeps_at_once_alert_each_school_admin_exactly_once_per_report(world, monkeypatch):
-    _require_postgresql()
+    require_postgresql("row locks (SKIP LOCKED) need PostgreSQL")
     monkeypatch.setattr("visits.safety.SWEEP_BATCH", 4)  # many small claims, so the two runs interleave
     second_admin = factories.UserFactory(role=Role.SCHOOL_ADMIN, school=world.school)
     reports = [_overdue(world) for _ in range(24)]

@@ -16,7 +16,7 @@ from ledgers.statistics import statistics_recompute_all, statistics_refresh_stal
 from ledgers.tasks import statistics_refresh_school, statistics_refresh_stale_sweep
 from schools.models import School
 from schools.services import statistics_refresh_request
-from tests.conftest import REQUIRE_SERVICES
+from tests.conftest import require_postgresql
 from tests.test_statistics import NOW, assert_every_row_matches, build_county, expected_rows
 
 pytestmark = pytest.mark.django_db
@@ -146,18 +146,10 @@ def test_the_command_computes_every_unit_and_says_how_long_it_took(capsys):
     assert "1 所学校" in capsys.readouterr().out
 
 
-def _require_postgresql() -> None:
-    if connection.vendor == "postgresql":
-        return
-    if REQUIRE_SERVICES:
-        pytest.fail("HOMEVISIT_REQUIRE_SERVICES=1 but the database is not PostgreSQL")
-    pytest.skip("two workers at once need PostgreSQL's row locks; the embedded run uses SQLite")
-
-
 @pytest.mark.django_db(transaction=True)
 @time_machine.travel(NOW, tick=True)
 def test_two_full_runs_started_at_once_compute_once(monkeypatch):
-    _require_postgresql()
+    require_postgresql("two workers at once need PostgreSQL's row locks")
     county = build_county(57, schools=3)
     monkeypatch.setattr(statistics, "CHUNK_SCHOOLS", 1)
     barrier = threading.Barrier(2)
