@@ -49,6 +49,13 @@ def main(base: str) -> None:
         page.goto(f"{base}/visits/")
         page.screenshot(path=OUT / "school-visit-list.png")
         desk.close()
+
+        bureau = browser.new_context(viewport={"width": 1280, "height": 800})
+        page = login(bureau, base, "bureau")
+        page.goto(f"{base}/statistics/")
+        page.wait_for_timeout(1500)  # the charts animate in
+        page.screenshot(path=OUT / "bureau-dashboard.png", full_page=True)
+        bureau.close()
         browser.close()
 
 
