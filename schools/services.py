@@ -275,3 +275,23 @@ def statistics_refresh_request(*, school_id: int) -> None:
         lambda: statistics_refresh_wanted.send(sender=School, school_id=school_id),
         robust=True,
     )
+
+
+def import_job_passwords_take(*, job: ImportJob) -> list[dict]:
+    """The new accounts of a finished staff import with their one-time passwords, handed out once:
+    the passwords are removed from the stored result in the same step (under a row lock, so two
+    tabs cannot both get them), and later views list the accounts without them."""
+    if job.status != ImportJob.Status.DONE or not job.result.get("accounts"):
+        return []
+    with transaction.atomic():
+        locked = ImportJob.objects.select_for_update().get(pk=job.pk)
+        accounts = list(locked.result.get("accounts", []))
+        if any(account.get("password") for account in accounts):
+            locked.result = {
+                **locked.result,
+                "accounts": [{**account, "password": ""} for account in accounts],
+                "passwords_shown_at": timezone.now().isoformat(),
+            }
+            locked.save(update_fields=["result"])
+    job.result = locked.result
+    return accounts

@@ -26,6 +26,7 @@ from schools.services import (
     import_job_cancel,
     import_job_confirm,
     import_job_create,
+    import_job_passwords_take,
     school_classes_create,
 )
 
@@ -166,6 +167,7 @@ def import_job(request: HttpRequest, public_id, spec: ImportSpec) -> HttpRespons
             "spec": spec,
             "problems": job.problems[:PROBLEMS_SHOWN],
             "problems_hidden": max(0, len(job.problems) - PROBLEMS_SHOWN),
+            "accounts": import_job_passwords_take(job=job),
         },
     )
 

@@ -8,6 +8,7 @@ from django.contrib.auth import authenticate
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
 from schools import staff_import
 from schools.importing import read_sheet
@@ -590,3 +591,21 @@ def test_staff_template_example_row_imports_once_its_class_exists(db, tmp_path):
     school_class.refresh_from_db()
     assert school_class.head_teacher == teacher
     assert assignments_of(teacher) == {("三年级（2）班", "语文")}
+
+
+def test_the_one_time_passwords_are_shown_once_and_then_no_longer_kept(world, tmp_path, login):
+    job = run_import(world, tmp_path, [WANG, CHEN])
+    url = reverse("staff_import_job", args=[job.public_id])
+    client = login(world.school_admin)
+
+    first = client.get(url).content.decode()
+    passwords = [account["password"] for account in job.result["accounts"]]
+    assert all(password in first for password in passwords)
+    assert "只显示这一次" in first
+
+    second = client.get(url).content.decode()
+    assert not any(password in second for password in passwords)
+    assert "已发放" in second and "王老师" in second
+    job.refresh_from_db()
+    assert all(account["password"] == "" for account in job.result["accounts"])
+    assert not any(password in str(job.result) for password in passwords)
