@@ -50,10 +50,9 @@ from ledgers.tasks import statistics_recompute_nightly, statistics_refresh_stale
 from schools.models import AuditEvent, Phase, Role, School, SchoolClass
 from students.models import Student
 from tests import factories
-from tests.conftest import REQUIRE_SERVICES
+from tests.conftest import REQUIRE_SERVICES, require_postgresql
 from tests.test_safety import _overdue
 from tests.test_statistics import NOW, assert_every_row_matches, build_county, expected_rows
-from tests.test_statistics_jobs import _require_postgresql
 from tests.test_visits import form_data
 from visits.models import Notification, SafetyReport, Suggestion, Visit
 from visits.safety import safety_reports_mark_overdue
@@ -294,7 +293,7 @@ def _wait_for(condition, *, seconds: float, worker: _Worker, what: str):
 @pytest.mark.celery_worker
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_in_the_nightly_recompute_is_replaced_and_the_run_finished(tmp_path):
-    _require_postgresql()
+    require_postgresql("a worker in another process reads the test's committed rows from PostgreSQL")
     _require_broker()
     import redis
 
@@ -376,7 +375,7 @@ def test_a_worker_killed_in_the_nightly_recompute_is_replaced_and_the_run_finish
 
 @pytest.mark.django_db(transaction=True)
 def test_a_database_connection_lost_mid_submission_shows_the_chinese_error_page_and_keeps_nothing(world, monkeypatch):
-    _require_postgresql()
+    require_postgresql("the fault is PostgreSQL terminating the request's connection")
     factories.PhaseFactory(kind=Phase.Kind.FULL_ROUND)
     client = Client(raise_request_exception=False)
     client.force_login(world.teacher)
