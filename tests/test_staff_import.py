@@ -9,6 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from schools import staff_import
 from schools.importing import read_sheet
@@ -609,3 +610,31 @@ def test_the_one_time_passwords_are_shown_once_and_then_no_longer_kept(world, tm
     job.refresh_from_db()
     assert all(account["password"] == "" for account in job.result["accounts"])
     assert not any(password in str(job.result) for password in passwords)
+
+
+def test_an_import_whose_task_was_lost_is_queued_again_after_five_minutes(world, tmp_path):
+    import time_machine
+
+    from homevisit.celery import app
+    from schools.tasks import IMPORT_TASKS, import_jobs_stuck_requeue
+
+    upload = staff_file(tmp_path, [WANG])
+    job = import_job_create(
+        kind=ImportJob.Kind.STAFF, school=world.school, uploaded_by=world.school_admin, upload=upload
+    )
+    assert import_jobs_stuck_requeue() == []  # just uploaded: its task may still be on its way
+
+    with time_machine.travel(timezone.now() + datetime.timedelta(minutes=6)):
+        assert import_jobs_stuck_requeue() == [job.pk]
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.VALIDATED and job.valid_rows == 1
+
+    assert import_job_confirm(job=job, acting_user=world.school_admin, skip_invalid=False)
+    with time_machine.travel(timezone.now() + datetime.timedelta(minutes=6)):
+        assert import_jobs_stuck_requeue() == [job.pk]
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.DONE
+    assert User.objects.filter(username="13900000001").count() == 1
+    assert import_jobs_stuck_requeue() == []
+    # The roster's tasks live in another app; the sweep finds them by name too.
+    assert all(name in app.tasks for pair in IMPORT_TASKS.values() for name in pair)
