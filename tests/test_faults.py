@@ -54,7 +54,7 @@ from tests.conftest import REQUIRE_SERVICES, require_postgresql
 from tests.test_safety import _overdue
 from tests.test_statistics import NOW, assert_every_row_matches, build_county, expected_rows
 from tests.test_visits import form_data
-from visits.models import Notification, SafetyReport, Suggestion, Visit
+from visits.models import Notification, SafetyReport, Suggestion, Visit, WebhookMessage
 from visits.safety import safety_reports_mark_overdue
 
 REFUSING_BROKER = "redis://127.0.0.1:1/0"  # port 1: nothing listens, every connection is refused
@@ -153,8 +153,9 @@ def test_with_the_broker_down_a_visit_is_submitted_at_once_and_the_sweep_catches
 def test_with_the_broker_down_the_safety_alarm_and_check_in_still_notify_in_the_app(
     world, monkeypatch, settings, caplog
 ):
-    """The robot's copy of each message is queued after the commit; with the broker down it is
-    lost (and logged), the in-app notification — the record of the alarm — is kept."""
+    """The robot's copy of each message is queued after the commit; with the broker down the
+    queueing fails (logged) but the message waits in the outbox for the sweep, and the in-app
+    notification — the record of the alarm — is kept."""
     settings.NOTIFY_WEBHOOK_URL = "http://127.0.0.1:9/cgi-bin/webhook/send?key=test-key"
     report = _overdue(world)
     client = Client()
@@ -171,7 +172,8 @@ def test_with_the_broker_down_the_safety_alarm_and_check_in_still_notify_in_the_
     assert report.status == SafetyReport.Status.RETURNED and report.overdue_notified_at is not None
     titles = set(Notification.objects.filter(user=world.school_admin).values_list("title", flat=True))
     assert titles == {"城关第一小学：张老师家访超时未报平安", "城关第一小学：张老师已平安返回"}
-    assert caplog.text.count("Error calling") == 2  # each lost robot message is in the log
+    assert caplog.text.count("Error calling") == 2  # each failed queueing is in the log
+    assert WebhookMessage.objects.filter(sent_at__isnull=True).count() == 2  # and nothing is lost
 
 
 # --- a worker killed in the middle of the nightly recompute -------------------------------------

@@ -21,7 +21,7 @@ from schools.models import AuditEvent, Role
 from tests import factories
 from tests.conftest import require_postgresql
 from visits.context_processors import unread_notifications
-from visits.models import Notification, SafetyReport
+from visits.models import Notification, SafetyReport, WebhookMessage
 from visits.notify import notify
 from visits.safety import (
     safety_board,
@@ -30,7 +30,7 @@ from visits.safety import (
     safety_report_create,
     safety_reports_mark_overdue,
 )
-from visits.tasks import safety_reports_overdue_sweep
+from visits.tasks import notify_webhook_outbox_sweep, safety_reports_overdue_sweep
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 T0 = datetime.datetime(2026, 5, 20, 14, 0, tzinfo=SHANGHAI)
@@ -583,6 +583,25 @@ def test_an_overdue_report_is_posted_to_the_webhook_after_the_commit(world, robo
     assert "城关第一小学：张老师家访超时未报平安" in content and "13812345678" in content
     assert "王小明" not in content and "幸福路" not in content  # the group chat gets no student data
     assert Notification.objects.filter(user=world.school_admin).count() == 1
+    assert WebhookMessage.objects.get().sent_at is not None
+
+
+def test_a_robot_message_whose_task_was_lost_is_sent_by_the_outbox_sweep(
+    world, robot, django_capture_on_commit_callbacks
+):
+    _overdue(world)
+    with django_capture_on_commit_callbacks(execute=False):  # the broker lost the queued task
+        safety_reports_mark_overdue()
+    assert robot.received == [] and WebhookMessage.objects.get().sent_at is None
+
+    assert notify_webhook_outbox_sweep() == []  # too early: the task may still be on its way
+    with time_machine.travel(timezone.now() + datetime.timedelta(minutes=16)):
+        swept = notify_webhook_outbox_sweep()
+        assert notify_webhook_outbox_sweep() == []  # sent: not again
+
+    assert len(swept) == 1 and len(robot.received) == 1
+    assert "家访超时未报平安" in json.loads(robot.received[0][2])["text"]["content"]
+    assert WebhookMessage.objects.get().sent_at is not None
 
 
 @pytest.fixture
@@ -626,6 +645,8 @@ def test_a_robot_that_stays_down_is_tried_nine_times_then_given_up(
         safety_reports_mark_overdue()
 
     assert len(robot.received) == 9  # the first try and eight retries
+    message = WebhookMessage.objects.get()
+    assert message.sent_at is None and message.attempts == 9 and "503" in message.last_error  # kept for the sweep
 
 
 def test_a_robot_that_is_down_does_not_undo_the_alarm(world, robot, django_capture_on_commit_callbacks):
@@ -650,6 +671,7 @@ def test_without_a_webhook_url_only_in_app_notifications_are_written(
 
     assert callbacks == []
     assert Notification.objects.filter(user=world.teacher).count() == 1
+    assert not WebhookMessage.objects.exists()
 
 
 # --- who reaches what --------------------------------------------------------------------------

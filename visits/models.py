@@ -286,3 +286,24 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class WebhookMessage(models.Model):
+    """A message for the group robot, kept until the robot has taken it: a broker or a robot that is
+    down delays it, never loses it. Delivery is at least once (a retry after a lost answer can post
+    twice); the in-app ``Notification`` stays the record."""
+
+    content = models.TextField(_("内容"))
+    created_at = models.DateTimeField(_("时间"), default=timezone.now)
+    sent_at = models.DateTimeField(_("发送时间"), null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(_("尝试次数"), default=0)
+    last_error = models.CharField(_("最近错误"), max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = _("群机器人消息")
+        verbose_name_plural = _("群机器人消息")
+        ordering = ["created_at"]
+        indexes = [models.Index(fields=["sent_at", "created_at"])]
+
+    def __str__(self) -> str:
+        return self.content[:30]

@@ -3,7 +3,9 @@
 It always writes in-app ``Notification`` rows (inside the caller's transaction, so a rolled-back
 change notifies no one). When ``settings.NOTIFY_WEBHOOK_URL`` is set it also posts the message to a
 WeCom-style group robot, from a Celery task queued after the commit: the robot is slow and
-sometimes down, and neither must hold up or undo the change that raised the message.
+sometimes down, and neither must hold up or undo the change that raised the message. The message
+waits in an outbox row until the robot takes it, so neither a broker nor a robot that is down
+loses it.
 """
 
 import json
@@ -16,7 +18,7 @@ from django.conf import settings
 from django.db import transaction
 
 from schools.models import User
-from visits.models import Notification
+from visits.models import Notification, WebhookMessage
 
 logger = logging.getLogger("homevisit.notify")
 
@@ -38,9 +40,10 @@ def notify(*, users: Iterable[User], title: str, body: str, link: str = "") -> l
     if settings.NOTIFY_WEBHOOK_URL:
         from visits.tasks import notify_webhook_send
 
-        content = webhook_content(title=title, body=body)
-        # robust: a broker that is down must not turn a committed change into an error page.
-        transaction.on_commit(lambda: notify_webhook_send.delay(content), robust=True)
+        # The message is a row in the caller's transaction: if the broker is down after the commit
+        # (robust: no error page for a committed change), the outbox sweep sends it later.
+        message = WebhookMessage.objects.create(content=webhook_content(title=title, body=body))
+        transaction.on_commit(lambda: notify_webhook_send.delay(message.pk), robust=True)
     return notifications
 
 
