@@ -19,7 +19,6 @@ because this sheet is printed and handed on.
 import datetime
 import math
 import tempfile
-import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -38,7 +37,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from ledgers.models import Level, UnitStatistics
 from ledgers.selectors import Period
-from schools.exports import FORMULA_PREFIXES, XLSX_CONTENT_TYPE, ExportFile
+from schools.exports import FORMULA_PREFIXES, XLSX_CONTENT_TYPE, ExportFile, display_width
 from schools.models import Campaign, User
 from students.models import FOCUS_CATEGORIES, Category
 
@@ -408,7 +407,7 @@ def _write_table(
     row_number += 1
     chars_per_line = sum(widths) / 2  # a CJK character is about two width units
     for index, note in enumerate(notes):
-        lines = max(1, math.ceil(_display_width(note) / 2 / chars_per_line))
+        lines = max(1, math.ceil(display_width(note) / 2 / chars_per_line))
         ws.row_dimensions[row_number].height = 16 * lines + 2
         ws.append([_cell(ws, note, _Style.NOTE_TITLE if index == 0 else _Style.NOTE)])
         ws.merged_cells.add(f"A{row_number}:{last}{row_number}")
@@ -489,7 +488,3 @@ def _cell(ws: WriteOnlyWorksheet, text: str, style: str) -> Cell:
         cell.data_type = "s"  # openpyxl takes a leading "=" for a formula
         cell.quotePrefix = True
     return cell
-
-
-def _display_width(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(char) in ("W", "F") else 1 for char in text)

@@ -46,15 +46,21 @@ from ledgers.models import (
     UnitStatisticsDay,
 )
 from schools.models import SCHOOL_ROLES, Campaign, Phase, School, SchoolClass, SchoolYear, User, Zone
-from students.models import FOCUS_CATEGORIES, SPECIAL_CATEGORIES, Category, Student
+from students.models import (
+    FOCUS_CATEGORIES,
+    IN_HOME_VISITS_REQUIRED,
+    REVISIT_CATEGORIES,
+    SPECIAL_CATEGORIES,
+    Category,
+    Student,
+)
 from visits.models import Method, SafetyReport, Suggestion, Visit
 
 CATEGORIES = list(Category.values)
 FOCUS = [str(c) for c in FOCUS_CATEGORIES]
 SPECIAL = [str(c) for c in SPECIAL_CATEGORIES]
-REVISIT_REQUIRED = sorted(set(FOCUS) | set(SPECIAL))
+REVISIT_REQUIRED = [str(c) for c in REVISIT_CATEGORIES]
 CARE = [str(Category.ORPHAN), str(Category.UNSUPPORTED)]
-IN_HOME_REQUIRED = 2
 
 FIGURES = (
     "staff_total",
@@ -223,9 +229,8 @@ def _student_figures(school_ids: list[int], windows: list[_Window], today: datet
     sums += [f"SUM({category(code)})" for code in CATEGORIES]
     sums += [f"SUM({any_of(FOCUS)})", f"SUM({any_of(SPECIAL)})", f"SUM({any_of(CARE)})"]
     sums += [f"SUM({any_of(REVISIT_REQUIRED)})"]
-    sums += [
-        f"SUM({any_of(SPECIAL)} * (CASE WHEN COALESCE(v.in_home_year, 0) >= {IN_HOME_REQUIRED} THEN 1 ELSE 0 END))"
-    ]
+    meets_rule = f"(CASE WHEN COALESCE(v.in_home_year, 0) >= {IN_HOME_VISITS_REQUIRED} THEN 1 ELSE 0 END)"
+    sums += [f"SUM({any_of(SPECIAL)} * {meets_rule})"]
     for index in range(len(windows)):
         sums.append(f"SUM({seen(index)})")
         sums.append(f"SUM({any_of(REVISIT_REQUIRED)} * {seen(index)})")

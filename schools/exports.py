@@ -147,10 +147,13 @@ def _header_cell(sheet, label: str) -> WriteOnlyCell:
     return cell
 
 
+def display_width(text: str) -> int:
+    """Columns the text takes on a terminal or in Excel's width unit: a CJK character takes two."""
+    return sum(2 if unicodedata.east_asian_width(char) in ("W", "F") else 1 for char in text)
+
+
 def _header_width(label: str) -> float:
-    # A CJK character is about two Latin characters wide in Excel's width unit.
-    wide = sum(2 if unicodedata.east_asian_width(char) in ("W", "F") else 1 for char in label)
-    return float(min(MAX_WIDTH, max(MIN_WIDTH, wide + 4)))
+    return float(min(MAX_WIDTH, max(MIN_WIDTH, display_width(label) + 4)))
 
 
 def _xlsx_value(sheet, value: object) -> object:

@@ -45,6 +45,10 @@ SPECIAL_CATEGORIES = (
     Category.FAMILY_CRISIS,
     Category.DROPOUT_RISK,
 )
+# A special student needs this many in-home visits (入户家访) each school year (DESIGN §3).
+IN_HOME_VISITS_REQUIRED = 2
+# Who the revisit round (第二轮重点回访) must reach: the focus and the special students.
+REVISIT_CATEGORIES = tuple(dict.fromkeys((*FOCUS_CATEGORIES, *SPECIAL_CATEGORIES)))
 # The care mechanism (关爱机制): 每日一问 by the head teacher, 每周一见 by the principal.
 CARE_CATEGORIES = (Category.ORPHAN, Category.UNSUPPORTED)
 # Shown only to the people who work with the student (DESIGN §8).

@@ -4,7 +4,6 @@ however many students it writes."""
 
 import datetime
 import io
-import sqlite3
 from collections import Counter
 from zoneinfo import ZoneInfo
 
@@ -247,13 +246,7 @@ def test_reset_refuses_a_database_whose_schools_are_not_the_demo():
     assert Student.objects.count() == 1
 
 
-def test_a_build_costs_the_same_queries_for_more_students(monkeypatch):
-    if connection.vendor == "sqlite":
-        # Django 5.2 assumes SQLite's old limit of 999 parameters a statement and splits each bulk
-        # insert into ~80-row statements; the library allows far more. Without this the count would
-        # grow with rows for a reason that is Django's, not the builder's.
-        limit = sqlite3.connect(":memory:").getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        monkeypatch.setattr(connection.features, "max_query_params", limit)
+def test_a_build_costs_the_same_queries_for_more_students(sqlite_bulk_limit):
     with CaptureQueriesContext(connection) as small:
         demo_county_build(schools=4, students_per_school=40)
     demo_county_reset()
@@ -343,10 +336,7 @@ def test_no_visits_builds_the_county_alone():
 
 
 @time_machine.travel(IN_THE_REVISITS, tick=False)
-def test_the_visits_cost_the_same_queries_for_more_students(monkeypatch):
-    if connection.vendor == "sqlite":
-        limit = sqlite3.connect(":memory:").getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        monkeypatch.setattr(connection.features, "max_query_params", limit)
+def test_the_visits_cost_the_same_queries_for_more_students(sqlite_bulk_limit):
     counts = []
     for students in (40, 160):
         demo_county_build(schools=4, students_per_school=students)

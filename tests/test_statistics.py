@@ -9,7 +9,6 @@ DESIGN §7. The count shares no code with the engine.
 
 import datetime
 import random
-import sqlite3
 from collections import defaultdict
 from zoneinfo import ZoneInfo
 
@@ -395,11 +394,7 @@ def test_the_day_is_kept_in_the_history_once_however_often_it_is_computed():
 
 
 @time_machine.travel(NOW, tick=False)
-def test_the_computation_takes_the_same_queries_for_two_schools_or_eight(monkeypatch):
-    if connection.vendor == "sqlite":
-        # Django splits SQLite bulk inserts by the old 999-parameter limit; the library allows more.
-        limit = sqlite3.connect(":memory:").getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        monkeypatch.setattr(connection.features, "max_query_params", limit)
+def test_the_computation_takes_the_same_queries_for_two_schools_or_eight(sqlite_bulk_limit):
     counts = []
     for seed, schools in ((41, 2), (42, 8)):
         county = build_county(seed, schools=schools)

@@ -7,12 +7,9 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from schools.models import Campaign, Phase, SchoolClass, SchoolYear, User
-from students.models import FOCUS_CATEGORIES, SPECIAL_CATEGORIES, Student
+from students.models import IN_HOME_VISITS_REQUIRED, REVISIT_CATEGORIES, SPECIAL_CATEGORIES, Student
 from students.selectors import teacher_classes
 from visits.models import Method, Visit
-
-# Special students need this many in-home visits (入户) each school year (DESIGN §3).
-IN_HOME_REQUIRED = 2
 
 
 class VisitStatus:
@@ -102,10 +99,10 @@ def student_statuses(
     for student in students:
         row = counts.get(student.pk, {})
         categories = student.categories_on(today)
-        focus = any(code in FOCUS_CATEGORIES or code in SPECIAL_CATEGORIES for code in categories)
+        focus = any(code in REVISIT_CATEGORIES for code in categories)
         special = any(code in SPECIAL_CATEGORIES for code in categories)
         visited = row.get("in_phase", 0) if revisit_round and focus else row.get("in_campaign", 0)
-        if special and row.get("in_year", 0) and row.get("in_home", 0) < IN_HOME_REQUIRED:
+        if special and row.get("in_year", 0) and row.get("in_home", 0) < IN_HOME_VISITS_REQUIRED:
             status = VisitStatus.NEEDS_REVISIT
         elif visited:
             status = VisitStatus.VISITED

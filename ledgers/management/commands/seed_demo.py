@@ -2,13 +2,13 @@
 
 import datetime
 import time
-import unicodedata
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
 from ledgers.statistics import statistics_compute, statistics_history_backfill
+from schools.exports import display_width
 from schools.models import Campaign, School
 from students.demo import (
     DEFAULT_SCHOOLS,
@@ -130,16 +130,11 @@ class Command(BaseCommand):
             return
         self.stdout.write(f"演示账号（密码均为 {DEMO_PASSWORD}）：")
         columns = [(row.role_label, row.username, row.password, row.real_name, row.place) for row in rows]
-        widths = [max(_width(cells[i]) for cells in columns) for i in range(4)]
+        widths = [max(display_width(cells[i]) for cells in columns) for i in range(4)]
         for cells in columns:
             padded = [_pad(cell, width) for cell, width in zip(cells, widths, strict=False)]
             self.stdout.write("  " + "  ".join([*padded, cells[4]]))
 
 
-def _width(text: str) -> int:
-    """Columns the text takes in a terminal: Chinese characters take two."""
-    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
-
-
 def _pad(text: str, width: int) -> str:
-    return text + " " * (width - _width(text))
+    return text + " " * (width - display_width(text))
