@@ -8,7 +8,6 @@ admin.site.index_title = "教育局管理"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("visits.urls")),
-    path("", include("visits.safety_urls")),
     path("", include("schools.urls")),
     path("", include("students.urls")),
     path("", include("ledgers.urls")),

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from visits.views import records, school
+from visits.views import records, safety, school
 
 urlpatterns = [
     # the teacher's pages and the record itself
@@ -15,4 +15,12 @@ urlpatterns = [
     path("visits/", school.visit_list, name="visit_list"),
     path("visits/export.xlsx", school.visit_export, name="visit_export"),
     path("visits/<uuid:public_id>/print/", school.visit_print, name="visit_print"),
+    # the safety report (家访报备) and the notifications it raises
+    path("safety/new/", safety.safety_new, name="safety_new"),
+    path("safety/mine/", safety.safety_mine, name="safety_mine"),
+    path("safety/board/", safety.safety_board_view, name="safety_board"),
+    path("safety/<uuid:public_id>/", safety.safety_detail, name="safety_detail"),
+    path("safety/<uuid:public_id>/check-in/", safety.safety_check_in, name="safety_check_in"),
+    path("safety/<uuid:public_id>/close/", safety.safety_close, name="safety_close"),
+    path("notifications/", safety.notification_list, name="notification_list"),
 ]
