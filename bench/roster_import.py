@@ -9,14 +9,13 @@ under 15 s on the 2-core CI machine; re-import (all unchanged) under 10 s.
 """
 
 import argparse
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "homevisit.settings")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import in_test_database  # noqa: E402 - the bench folder is put on the path just above
 
 
 def main() -> None:
@@ -25,20 +24,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    import django
-
-    django.setup()
-    from django.db import connection
-    from django.test.utils import setup_test_environment
-
-    setup_test_environment()
-    if connection.vendor != "sqlite":  # keep clear of the test suite's reusable database
-        connection.settings_dict["TEST"]["NAME"] = f"bench_{connection.settings_dict['NAME']}"
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    try:
-        run(args.rows, args.repeat)
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
+    in_test_database(lambda: run(args.rows, args.repeat))
 
 
 def run(rows: int, repeat: int) -> None:
