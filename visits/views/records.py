@@ -244,9 +244,7 @@ def attachment_file(request: HttpRequest, public_id) -> FileResponse:
         as_attachment=is_pdf,
         filename=f"{stem}.{attachment.extension}",
     )
-    response["Cache-Control"] = "private, no-store"
     response["Content-Security-Policy"] = "sandbox; default-src 'none'; img-src 'self'"
-    response["X-Content-Type-Options"] = "nosniff"
     return response
 
 
