@@ -1,20 +1,32 @@
-"""Reading the XLSX files schools keep (rosters, staff lists) and normalising what clerks type.
+"""Reading the files schools keep (rosters, staff lists) and normalising what clerks type.
 
-The readers here know nothing of students or staff: an importer names its columns with their
-aliases, gets back the data rows keyed by column, and reports each problem with its row number,
-its column and a reason in Chinese.
+The readers here know nothing of students or staff: an importer declares its columns with their
+aliases (a subclass of ``Importer`` at the end of this module), gets back the data rows keyed by
+column, and reports each problem with its sheet, row number, column and a reason in Chinese.
+
+Formats (DESIGN §9, issue 8): XLSX read streaming by openpyxl (so hidden rows are seen), legacy
+XLS (BIFF) read by python-calamine, CSV in UTF-8 (with or without BOM), UTF-16 or GBK/GB18030 read
+by the csv module. Every visible sheet whose header matches is read (a school keeps one sheet per
+class); hidden sheets never are.
 """
 
+import codecs
+import csv
 import datetime
 import re
 import unicodedata
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import openpyxl
+from openpyxl.comments import Comment
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
 from openpyxl.utils.datetime import from_excel
+from openpyxl.worksheet._reader import WorkSheetParser
+from openpyxl.worksheet.datavalidation import DataValidation
 
 # Header cells are searched for in the first rows: registry exports put a title above them.
 HEADER_SEARCH_ROWS = 10
@@ -25,10 +37,86 @@ MAX_DATA_ROWS = 50_000
 # one is refused: one huge shared string referenced from every cell would otherwise make each
 # cell's checks, and each problem message quoting it, megabytes long (a 10 KB upload, hours of work).
 MAX_CELL_CHARS = 500
+# How many hidden rows the preview lists by number (the count is always given).
+HIDDEN_ROWS_LISTED = 50
+
+XLSX, XLS, CSV = "xlsx", "xls", "csv"
+DAMAGED = "文件已损坏，无法作为 Excel 工作簿打开。请重新导出后上传。"
+NOT_A_WORKBOOK = "文件不是 Excel 工作簿（.xlsx 或 .xls）或 CSV 文件，无法读取。请上传 .xlsx、.xls 或 .csv 格式的文件。"
+WEB_PAGE = (
+    "这个文件其实是网页（HTML），只是名字以 .xls 结尾（一些系统导出“Excel”时会这样做）。"
+    "请用 Excel 或 WPS 打开它，“另存为”Excel 工作簿（.xlsx）后重新上传。"
+)
 
 
 class SheetError(Exception):
     """The file as a whole cannot be used; the message says why, in Chinese."""
+
+
+# --- normalising text --------------------------------------------------------------------------
+
+# OOXML writes characters XML cannot hold as _xHHHH_ (a line break inside a cell: _x000D_).
+_OOXML_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+_WHITESPACE = re.compile(r"\s+")
+
+
+def _unescape_ooxml(match: re.Match) -> str:
+    return chr(int(match.group(1), 16))
+
+
+def normalise_text(value: str) -> str:
+    """A cell's text as meant: OOXML escapes (``_x000D_``) decoded, invisible characters (zero-width
+    spaces, byte-order marks, direction marks, soft hyphens, control characters) removed, full-width
+    letters, digits and spaces folded (NFKC, which also turns non-breaking spaces into spaces), and
+    runs of white space, line breaks included, made one space; trimmed."""
+    if value.isascii() and value.isprintable():
+        return value.strip() if "_x" not in value else normalise_text_slow(value)
+    return normalise_text_slow(value)
+
+
+def normalise_text_slow(value: str) -> str:
+    for _ in range(2):  # _x005F_x000D_ is an escaped escape: undo both layers
+        if "_x" not in value:
+            break
+        value = _OOXML_ESCAPE.sub(_unescape_ooxml, value)
+    value = "".join(
+        " " if ch in "\t\n\r\v\f\x1c\x1d\x1e\x1f\x85" else ch
+        for ch in value
+        if unicodedata.category(ch) not in ("Cf", "Cc") or ch in "\t\n\r\v\f\x1c\x1d\x1e\x1f\x85"
+    )
+    value = unicodedata.normalize("NFKC", value)
+    return _WHITESPACE.sub(" ", value).strip()
+
+
+def _normalise_cell(value: object) -> object:
+    return normalise_text(value) if isinstance(value, str) and len(value) <= MAX_CELL_CHARS else value
+
+
+# --- columns and headers -----------------------------------------------------------------------
+
+_HEADER_NOTE = re.compile(r"(\([^()]*\)|\[[^\[\]]*\]|【[^【】]*】|<[^<>]*>)$")
+_HEADER_MARKS = re.compile(r"[*※★☆:：]")
+
+
+def header_key(text: object) -> str:
+    """Header text as compared: escapes decoded, invisible characters and all spaces removed,
+    width-normalised, asterisks and colons dropped, trailing notes in brackets removed:
+    「身份证件号_x000D_\\n（必填）」 → 「身份证件号」."""
+    if text is None or isinstance(text, bool):
+        return ""
+    value = str(text)
+    if len(value) > MAX_CELL_CHARS:  # not a header; normalising it would only cost time
+        return ""
+    value = normalise_text(value).replace(" ", "")
+    value = _HEADER_MARKS.sub("", value)
+    while True:
+        stripped = _HEADER_NOTE.sub("", value)
+        if stripped == value or not stripped:
+            return value
+        value = stripped
+
+
+_header_key = header_key  # the name other modules used
 
 
 @dataclass(frozen=True)
@@ -38,109 +126,400 @@ class Column:
     aliases: tuple[str, ...] = ()
     required: bool = False
 
+    def header_keys(self) -> frozenset[str]:
+        return frozenset(header_key(name) for name in (self.label, *self.aliases))
+
     def matches(self, header: str) -> bool:
-        return header == _header_key(self.label) or header in {_header_key(a) for a in self.aliases}
+        return header in self.header_keys()
+
+
+@dataclass(frozen=True, order=True)
+class RowRef:
+    """Where a row is: the sheet (by its place in the workbook) and its row number there. Printed as
+    「第 5 行」, or 「「二班」第 5 行」 when the file had more than one sheet read."""
+
+    sheet_index: int
+    row: int
+    sheet: str = field(default="", compare=False)
+
+    def __str__(self) -> str:
+        return f"「{self.sheet}」第 {self.row} 行" if self.sheet else f"第 {self.row} 行"
 
 
 @dataclass(frozen=True)
 class Problem:
-    row: int
+    ref: RowRef
     column: str
     message: str
 
+    @property
+    def row(self) -> int:
+        return self.ref.row
+
     def as_dict(self) -> dict:
-        return {"row": self.row, "column": self.column, "message": self.message}
+        # The sheet is named only when the file had more than one sheet read.
+        where = {"row": self.ref.row, "sheet": self.ref.sheet} if self.ref.sheet else {"row": self.ref.row}
+        return {**where, "column": self.column, "message": self.message}
+
+
+@dataclass
+class SheetReport:
+    """One sheet of the workbook as the preview tells of it: read or skipped, and why."""
+
+    title: str
+    read: bool
+    reason: str = ""
+    rows: int = 0
+
+    def as_dict(self) -> dict:
+        return {"title": self.title, "read": self.read, "reason": self.reason, "rows": self.rows}
 
 
 @dataclass
 class Sheet:
-    title: str
-    header_row: int
-    columns: dict[str, int]  # column key -> 0-based position
-    rows: list[tuple[int, dict[str, object]]] = field(default_factory=list)  # (Excel row number, values)
+    """The data rows of every sheet read, keyed by column; each row's cells hold only the columns
+    its own sheet has (a sheet without 身份证件号 must not blank the ones stored)."""
+
+    title: str  # the sheets read, 「、」-joined
+    header_row: int  # of the first sheet read
+    columns: dict[str, int]  # column key -> 0-based position, in the first sheet read
+    rows: list[tuple[RowRef, dict[str, object]]] = field(default_factory=list)
+    sheets: list[SheetReport] = field(default_factory=list)
+    columns_used: list[dict] = field(default_factory=list)  # {"header": as in the file, "column": label}
+    columns_ignored: list[str] = field(default_factory=list)
+    hidden_rows: list[RowRef] = field(default_factory=list)
+    keys: set[str] = field(default_factory=set)  # column keys of any sheet read
 
     def has(self, key: str) -> bool:
-        return key in self.columns
+        return key in self.keys
+
+    def describe(self) -> dict:
+        """What the preview shows about the file itself (JSON-ready)."""
+        return {
+            "sheets": [report.as_dict() for report in self.sheets],
+            "columns_used": self.columns_used,
+            "columns_ignored": self.columns_ignored,
+            "hidden_rows": len(self.hidden_rows),
+            "hidden_rows_listed": [str(ref) for ref in self.hidden_rows[:HIDDEN_ROWS_LISTED]],
+        }
 
 
-def _header_key(text: object) -> str:
-    """Header text as compared: width-normalised, without spaces, brackets' notes or asterisks."""
-    value = str(text or "")
-    if len(value) > MAX_CELL_CHARS:  # not a header; normalising it would only cost time
-        return ""
-    value = unicodedata.normalize("NFKC", value)
-    value = re.sub(r"\s+", "", value).replace("*", "")
-    return re.sub(r"\(.*?\)$", "", value)
+# --- the container -----------------------------------------------------------------------------
 
 
-def check_xlsx_container(path: Path) -> None:
-    """Refuse what is not an XLSX package, or one that would expand to an absurd size."""
+def check_upload(path: Path) -> str:
+    """The format of an uploaded file (XLSX, XLS or CSV), judged by its bytes, not its name.
+
+    Raises SheetError for a web page saved with an .xls name, a zip bomb, a damaged package or
+    anything that is no spreadsheet at all."""
     with open(path, "rb") as handle:
-        magic = handle.read(8)
-    if magic.startswith(b"\xd0\xcf\x11\xe0"):
-        raise SheetError("这是旧版 Excel（.xls）文件。请在 Excel 或 WPS 中“另存为”Excel 工作簿（.xlsx）后重新上传。")
-    if not magic.startswith(b"PK\x03\x04"):
-        raise SheetError("文件不是 Excel 工作簿（.xlsx），无法读取。请上传 .xlsx 格式的文件。")
+        start = handle.read(4096)
+    if start.startswith(b"\xd0\xcf\x11\xe0"):
+        _check_xls_file(path)
+        return XLS
+    if start.startswith(b"PK\x03\x04"):
+        _check_xlsx_package(path)
+        return XLSX
+    if _looks_like_web_page(start):
+        raise SheetError(WEB_PAGE)
+    if _text_encoding(path) is None:
+        raise SheetError(NOT_A_WORKBOOK)
+    return CSV
+
+
+check_xlsx_container = check_upload  # the name other modules used
+
+
+def _check_xlsx_package(path: Path) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
             expanded = sum(info.file_size for info in archive.infolist())
     except zipfile.BadZipFile:
-        raise SheetError("文件已损坏，无法作为 Excel 工作簿打开。请重新导出后上传。") from None
+        raise SheetError(DAMAGED) from None
     if "[Content_Types].xml" not in names or not any(name.startswith("xl/") for name in names):
-        raise SheetError("文件不是 Excel 工作簿（.xlsx），无法读取。请上传 .xlsx 格式的文件。")
+        raise SheetError(NOT_A_WORKBOOK)
     if expanded > MAX_UNCOMPRESSED_BYTES:
         raise SheetError("文件解压后过大，不像是一份名册。请检查文件后重新上传。")
 
 
-def read_sheet(path: Path, columns: Iterable[Column]) -> Sheet:
-    """Find the sheet whose header row carries every required column and return its data rows."""
-    columns = list(columns)
-    check_xlsx_container(path)
+def _check_xls_file(path: Path) -> None:
+    from python_calamine import CalamineWorkbook
+
+    try:
+        CalamineWorkbook.from_path(str(path)).close()
+    except Exception:  # calamine raises its own kinds for a broken file
+        raise SheetError(DAMAGED) from None
+
+
+def _looks_like_web_page(start: bytes) -> bool:
+    for encoding in ("utf-8", "utf-16"):
+        try:
+            head = start.decode(encoding, errors="ignore").lstrip("\ufeff \t\r\n").lower()
+        except LookupError:  # pragma: no cover - both codecs always exist
+            continue
+        if head.startswith(("<!doctype html", "<html", "<table", "<?xml", "mime-version:", "<meta", "<head")):
+            return True
+        if "<table" in head[:2048] or "urn:schemas-microsoft-com:office" in head[:2048]:
+            return True
+    return False
+
+
+def _text_encoding(path: Path) -> str | None:
+    """The encoding a CSV file was saved in, read in chunks: a byte-order mark says it; else UTF-8 if
+    the whole file decodes as UTF-8; else GB18030 (a superset of the GBK a Chinese Windows writes).
+    None for a file that is not text (NUL bytes, or bytes no such encoding accepts)."""
+    with open(path, "rb") as handle:
+        start = handle.read(4)
+        if start.startswith(codecs.BOM_UTF8):
+            candidates = ["utf-8-sig"]
+        elif start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return "utf-16"
+        else:
+            candidates = ["utf-8", "gb18030"]
+        for encoding in candidates:
+            handle.seek(0)
+            decoder = codecs.getincrementaldecoder(encoding)()
+            try:
+                while chunk := handle.read(64 * 1024):
+                    if b"\x00" in chunk:
+                        return None
+                    decoder.decode(chunk)
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                continue
+            return encoding
+    return None
+
+
+# --- the readers: each yields its sheets, each sheet its rows ---------------------------------
+
+
+@dataclass
+class _RawSheet:
+    title: str
+    hidden: bool
+    rows: Callable[[], Iterator[tuple[int, tuple, bool]]]  # (row number, values, row hidden)
+
+
+def _xlsx_sheets(path: Path) -> Iterator[_RawSheet]:
     try:
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception:  # openpyxl raises many kinds for a broken package
-        raise SheetError("文件已损坏，无法作为 Excel 工作簿打开。请重新导出后上传。") from None
+        raise SheetError(DAMAGED) from None
     try:
-        best_missing: tuple[str, list[str]] | None = None
-        empty_title: str | None = None
         for worksheet in workbook.worksheets:
-            # Some exporters write a wrong used range (<dimension ref="A1:A1">); read-only mode
-            # would trust it and cut every row to one cell.
-            worksheet.reset_dimensions()
-            found = _find_header(worksheet, columns)
-            if found is None:
+            yield _RawSheet(
+                title=worksheet.title,
+                hidden=worksheet.sheet_state != "visible",
+                rows=lambda worksheet=worksheet: _xlsx_rows(workbook, worksheet),
+            )
+    finally:
+        workbook.close()
+
+
+def _xlsx_rows(workbook, worksheet) -> Iterator[tuple[int, tuple, bool]]:
+    """A sheet's rows streamed as openpyxl's read-only mode does, keeping each row's hidden flag
+    (read-only worksheets drop it). Rows absent from the XML are not yielded; the used range a file
+    claims (<dimension>) is not trusted."""
+    with worksheet._get_source() as source:
+        parser = WorkSheetParser(
+            source,
+            worksheet._shared_strings,
+            data_only=True,
+            epoch=workbook.epoch,
+            date_formats=workbook._date_formats,
+            timedelta_formats=workbook._timedelta_formats,
+        )
+        for number, cells in parser.parse():
+            attributes = parser.row_dimensions.pop(str(number), None) or {}
+            hidden = str(attributes.get("hidden", "")).lower() in ("1", "true")
+            yield number, worksheet._get_row(cells, 1, None, values_only=True), hidden
+
+
+def _xls_sheets(path: Path) -> Iterator[_RawSheet]:
+    from python_calamine import CalamineWorkbook, SheetTypeEnum, SheetVisibleEnum
+
+    try:
+        workbook = CalamineWorkbook.from_path(str(path))
+        metadata = list(workbook.sheets_metadata)
+    except Exception:  # calamine raises its own kinds for a broken file
+        raise SheetError(DAMAGED) from None
+    try:
+        for sheet in metadata:
+            if sheet.typ != SheetTypeEnum.WorkSheet:
                 continue
-            header_row, positions = found
-            missing = [c.label for c in columns if c.required and c.key not in positions]
+            yield _RawSheet(
+                title=sheet.name,
+                hidden=sheet.visible != SheetVisibleEnum.Visible,
+                rows=lambda name=sheet.name: _xls_rows(workbook, name),
+            )
+    finally:
+        workbook.close()
+
+
+def _xls_rows(workbook, name: str) -> Iterator[tuple[int, tuple, bool]]:
+    try:
+        sheet = workbook.get_sheet_by_name(name)
+    except Exception:
+        raise SheetError(DAMAGED) from None
+    first_row, first_column = sheet.start or (0, 0)
+    padding = (None,) * first_column
+    for offset, values in enumerate(sheet.iter_rows()):
+        yield first_row + offset + 1, padding + tuple(None if v == "" else v for v in values), False
+
+
+def _csv_sheets(path: Path) -> Iterator[_RawSheet]:
+    encoding = _text_encoding(path)
+    if encoding is None:
+        raise SheetError(NOT_A_WORKBOOK)
+    yield _RawSheet(title="CSV", hidden=False, rows=lambda: _csv_rows(path, encoding))
+
+
+def _csv_rows(path: Path, encoding: str) -> Iterator[tuple[int, tuple, bool]]:
+    csv.field_size_limit(MAX_CELL_CHARS * 4)
+    with open(path, encoding=encoding, newline="") as handle:
+        sample = handle.read(8192)
+        handle.seek(0)
+        first_line = sample.splitlines()[0] if sample else ""
+        # Excel's 「CSV」 uses commas; its 「Unicode 文本」 uses tabs.
+        delimiter = max(",\t;", key=first_line.count)
+        try:
+            for number, values in enumerate(csv.reader(handle, delimiter=delimiter), start=1):
+                yield number, tuple(v if v != "" else None for v in values), False
+        except csv.Error:
+            raise SheetError(
+                f"CSV 文件第 {number + 1} 行无法读取（引号不成对或单元格过长）。请用 Excel 或 WPS 打开检查后重新保存。"
+            ) from None
+
+
+_READERS = {XLSX: _xlsx_sheets, XLS: _xls_sheets, CSV: _csv_sheets}
+
+
+# --- finding headers and reading sheets --------------------------------------------------------
+
+# A group heading over sub-headings names what follows: 「监护人信息」 over 「姓名」 → 「监护人姓名」.
+_GROUP_SUFFIX = re.compile(r"(信息|情况|资料|基本信息)$")
+
+
+@dataclass
+class _Header:
+    row: int  # the last header row (data starts below it)
+    positions: dict[str, int]  # column key -> position
+    texts: dict[int, str]  # position -> header text as shown (「监护人信息 / 姓名」)
+
+
+def _match(keys: dict[str, str], candidates: list[str]) -> str | None:
+    for candidate in candidates:
+        key = keys.get(candidate)
+        if key is not None:
+            return key
+    return None
+
+
+def _header_in(top: tuple, bottom: tuple | None, number: int, keys: dict[str, str]) -> _Header:
+    """The columns a header row (``bottom`` None) or a two-row header names. In a two-row header a
+    heading merged over several columns is read only in its first cell, so the group carries on to
+    the right while the top row is empty and the second row names a sub-heading."""
+    positions: dict[str, int] = {}
+    texts: dict[int, str] = {}
+    group = ""
+    width = max(len(top), len(bottom or ()))
+    for pos in range(width):
+        upper = header_key(top[pos]) if pos < len(top) else ""
+        if bottom is None:
+            candidates, shown = [upper], upper
+        else:
+            lower = header_key(bottom[pos]) if pos < len(bottom) else ""
+            if lower:
+                if upper:
+                    group = upper
+                base = _GROUP_SUFFIX.sub("", group)
+                candidates = [group + lower, base + lower, lower] if group else [lower]
+                shown = f"{group} / {lower}" if group else lower
+            else:
+                group = ""
+                candidates, shown = [upper], upper
+        if not shown:
+            continue
+        texts[pos] = shown
+        key = _match(keys, [c for c in candidates if c])
+        if key is not None and key not in positions:
+            positions[key] = pos
+    return _Header(row=number + (bottom is not None), positions=positions, texts=texts)
+
+
+def _find_header(head: list[tuple[int, tuple]], keys: dict[str, str]) -> _Header | None:
+    """The header among a sheet's first rows: the row (or pair of rows) naming the most columns;
+    a single row wins a tie, so a data row under a one-row header is never read as sub-headings."""
+    best: _Header | None = None
+    for index, (number, values) in enumerate(head):
+        found = [_header_in(values, None, number, keys)]
+        if index + 1 < len(head) and head[index + 1][0] == number + 1:
+            found.append(_header_in(values, head[index + 1][1], number, keys))
+        for header in found:
+            if len(header.positions) >= 2 and (best is None or len(header.positions) > len(best.positions)):
+                best = header
+    return best
+
+
+def read_sheet(path: Path, columns: Iterable[Column]) -> Sheet:
+    """Read every visible sheet whose header names every required column.
+
+    Returns the rows of all sheets read, in workbook order, with a report of each sheet (read, or
+    skipped and why), the columns used and ignored and the hidden rows. Raises SheetError when no
+    sheet can be read, saying why for the sheet that came closest."""
+    columns = list(columns)
+    keys = {alias: column.key for column in columns for alias in column.header_keys()}
+    labels = {column.key: column.label for column in columns}
+    kind = check_upload(path)
+    result = Sheet(title="", header_row=0, columns={})
+    read: list[tuple[int, str]] = []  # (sheet index, title)
+    best_missing: tuple[str, list[str]] | None = None
+    empty_title: str | None = None
+    try:
+        for index, raw in enumerate(_READERS[kind](path)):
+            if raw.hidden:
+                result.sheets.append(SheetReport(raw.title, False, "隐藏的工作表，没有读取"))
+                continue
+            rows = raw.rows()
+            head: list[tuple[int, tuple]] = []
+            for number, values, _hidden in rows:
+                if number > HEADER_SEARCH_ROWS:
+                    break
+                head.append((number, values))
+            rows.close()
+            header = _find_header(head, keys)
+            if header is None:
+                result.sheets.append(SheetReport(raw.title, False, "没有找到表头行，不是名单"))
+                continue
+            missing = [c.label for c in columns if c.required and c.key not in header.positions]
             if missing:
                 if best_missing is None or len(missing) < len(best_missing[1]):
-                    best_missing = (worksheet.title, missing)
+                    best_missing = (raw.title, missing)
+                result.sheets.append(SheetReport(raw.title, False, f"缺少必填列：{'、'.join(missing)}"))
                 continue
-            sheet = Sheet(title=worksheet.title, header_row=header_row, columns=positions)
-            for number, values in enumerate(
-                worksheet.iter_rows(min_row=header_row + 1, values_only=True), start=header_row + 1
-            ):
-                if all(
-                    v is None or (isinstance(v, str) and len(v) <= MAX_CELL_CHARS and not v.strip()) for v in values
-                ):
-                    continue
-                if len(sheet.rows) >= MAX_DATA_ROWS:
-                    raise SheetError(f"工作表「{worksheet.title}」超过 {MAX_DATA_ROWS} 行，请按学段拆分后分别上传。")
-                cells = {key: values[pos] if pos < len(values) else None for key, pos in positions.items()}
-                _check_lengths(worksheet.title, number, cells, columns)
-                sheet.rows.append((number, cells))
-            if not sheet.rows:
+            count = _read_rows(result, index, raw, header, columns, labels)
+            if not count:
                 # An emptied template sheet must not hide the data pasted into another sheet.
-                empty_title = empty_title or worksheet.title
+                empty_title = empty_title or raw.title
+                result.sheets.append(SheetReport(raw.title, False, "表头下面没有数据行"))
                 continue
-            return sheet
+            result.sheets.append(SheetReport(raw.title, True, f"表头在第 {header.row} 行", count))
+            if not read:
+                result.header_row, result.columns = header.row, dict(header.positions)
+            read.append((index, raw.title))
+            _describe_columns(result, header, labels)
     except SheetError:
         raise
     except Exception:  # a sheet's XML is parsed only while its rows are read: a broken one fails here
-        raise SheetError("文件已损坏，无法作为 Excel 工作簿打开。请重新导出后上传。") from None
-    finally:
-        workbook.close()
+        raise SheetError(DAMAGED) from None
+    if read:
+        result.title = "、".join(title for _, title in read)
+        if len(read) == 1:  # one sheet: rows are called 「第 5 行」 as the clerk sees them
+            result.rows = [(RowRef(0, ref.row), cells) for ref, cells in result.rows]
+            result.hidden_rows = [RowRef(0, ref.row) for ref in result.hidden_rows]
+        return result
     if empty_title:
         raise SheetError(f"工作表「{empty_title}」在表头下面没有数据行。")
     required = "、".join(f"「{c.label}」" for c in columns if c.required)
@@ -149,51 +528,72 @@ def read_sheet(path: Path, columns: Iterable[Column]) -> Sheet:
         raise SheetError(
             f"工作表「{title}」缺少必填列：{'、'.join(missing)}。请使用下载的模板，或把表头改为模板中的名称。"
         )
+    skipped = "；".join(f"「{r.title}」：{r.reason}" for r in result.sheets if r.reason.startswith("隐藏"))
     raise SheetError(
         f"没有找到表头行：文件中没有哪个工作表的前 {HEADER_SEARCH_ROWS} 行包含{required}等列。请使用下载的模板。"
+        + (f"（{skipped}）" if skipped else "")
     )
 
 
-def _check_lengths(title: str, number: int, cells: dict[str, object], columns: list[Column]) -> None:
-    for column in columns:
-        value = cells.get(column.key)
+def _read_rows(result: Sheet, index: int, raw: _RawSheet, header: _Header, columns, labels) -> int:
+    count = 0
+    positions = header.positions
+    for number, values, hidden in raw.rows():
+        if number <= header.row:
+            continue
+        if all(_blank(v) for v in values):
+            continue
+        if len(result.rows) >= MAX_DATA_ROWS:
+            raise SheetError(f"工作表「{raw.title}」超过 {MAX_DATA_ROWS} 行，请按学段拆分后分别上传。")
+        cells = {key: _normalise_cell(values[pos]) if pos < len(values) else None for key, pos in positions.items()}
+        _check_lengths(raw.title, number, cells, labels)
+        ref = RowRef(index, number, raw.title)
+        result.rows.append((ref, cells))
+        if hidden:
+            result.hidden_rows.append(ref)
+        count += 1
+    result.keys.update(positions)
+    return count
+
+
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and len(value) <= MAX_CELL_CHARS and not normalise_text(value))
+
+
+def _describe_columns(result: Sheet, header: _Header, labels: dict[str, str]) -> None:
+    used = {pos: key for key, pos in header.positions.items()}
+    known_used = {(entry["header"], entry["column"]) for entry in result.columns_used}
+    for pos, text in sorted(header.texts.items()):
+        if pos in used:
+            entry = (text, labels[used[pos]])
+            if entry not in known_used:
+                known_used.add(entry)
+                result.columns_used.append({"header": text, "column": labels[used[pos]]})
+        elif text not in result.columns_ignored:
+            result.columns_ignored.append(text)
+
+
+def _check_lengths(title: str, number: int, cells: dict[str, object], labels: dict[str, str]) -> None:
+    for key, value in cells.items():
         if isinstance(value, str) and len(value) > MAX_CELL_CHARS:
             raise SheetError(
-                f"工作表「{title}」第 {number} 行「{column.label}」列有 {len(value)} 个字，"
+                f"工作表「{title}」第 {number} 行「{labels[key]}」列有 {len(value)} 个字，"
                 f"超过 {MAX_CELL_CHARS} 个字，不像是名单的内容。请检查这个单元格后重新上传。"
             )
-
-
-def _find_header(worksheet, columns: list[Column]) -> tuple[int, dict[str, int]] | None:
-    best: tuple[int, dict[str, int]] | None = None
-    for number, values in enumerate(worksheet.iter_rows(max_row=HEADER_SEARCH_ROWS, values_only=True), start=1):
-        positions: dict[str, int] = {}
-        for pos, value in enumerate(values):
-            key = _header_key(value)
-            if not key:
-                continue
-            for column in columns:
-                if column.key not in positions and column.matches(key):
-                    positions[column.key] = pos
-                    break
-        if len(positions) >= 2 and (best is None or len(positions) > len(best[1])):
-            best = (number, positions)
-    return best
 
 
 # --- normalising cell values -------------------------------------------------------------------
 
 
 def clean_text(value: object) -> str:
-    """A cell as text: full-width forms folded, spaces trimmed and collapsed, 1.0 read as 1."""
+    """A cell as text: normalised as ``normalise_text`` does, 1.0 read as 1, a date cell as its date."""
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, datetime.datetime):
         value = value.date()
-    text = unicodedata.normalize("NFKC", str(value))
-    return re.sub(r"\s+", " ", text).strip()
+    return normalise_text(str(value))
 
 
 def lost_digits(value: object) -> bool:
@@ -214,36 +614,109 @@ def clean_code(value: object) -> str:
     return clean_text(value).replace(" ", "").upper()
 
 
-_DATE_PATTERNS = (
-    re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$"),
-    re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})日?$"),
-    re.compile(r"^(\d{4})(\d{2})(\d{2})$"),
+# --- names -------------------------------------------------------------------------------------
+
+# The middle dot of minority and foreign names (阿依古丽·买买提) as typed on different keyboards and
+# input methods: Latin ·, bullet •, katakana ・ (and its half-width ･), full-width ．, ‧, ∙, ⋅, 。
+_NAME_DOTS = re.compile(r"(?<=[^\x00-\x7f])\s*[·•・･.‧∙⋅︒]\s*(?=[^\x00-\x7f])")
+NAME_DOT = "·"
+
+
+def unify_name_dots(name: str) -> str:
+    """「阿依古丽 • 买买提」 → 「阿依古丽·买买提」: one middle dot, no spaces around it. Only a dot
+    between two Chinese characters is a name's middle dot (「evil.example」 stays as it is)."""
+    return _NAME_DOTS.sub(NAME_DOT, name) if name else name
+
+
+def damaged_text(text: str) -> str | None:
+    """Why a name or address cannot be what the clerk meant, or None. A question mark, the
+    replacement character � or a private-use character is what text turns into when a program
+    saved it in an encoding that had no room for a character (a rare character in a GBK file) —
+    the real character is lost and must be typed again. Characters outside the BMP (𠮷) are fine."""
+    for ch in text:
+        if ch in "?？":
+            return "含有问号「?」，通常是文件另存时生僻字变成了问号"
+        if ch == "\ufffd":
+            return "含有乱码字符「�」，通常是文件编码转换时文字已损坏"
+        category = unicodedata.category(ch)
+        if category == "Co":
+            return f"含有无法显示的字符（U+{ord(ch):04X}，私用区），通常是生僻字用了自造字或编码转换时已损坏"
+        if category == "Cs":
+            return "含有损坏的字符"
+    return None
+
+
+# --- dates -------------------------------------------------------------------------------------
+
+_DATE_TEXT = re.compile(
+    r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*[日号]?"
+    r"(?:\s*T?\s*\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$"
 )
+_DATE_DIGITS = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
+_SERIAL_TEXT = re.compile(r"^\d{5}(?:\.0+)?$")
+_LAST_SERIAL = 2958465  # 9999-12-31
 
 
 def parse_date(value: object) -> datetime.date:
-    """Dates as clerks type them: 2015-03-08, 2015/3/8, 2015.3.8, 20150308, 2015年3月8日, date cells."""
+    """Every spelling of a real date: date cells (with any time of day), Excel serial numbers (as a
+    number cell or as the text a CSV carries), 2015-03-08, 2015/3/8, 2015.3.8, 2016-09-04 00:00:00,
+    2016/9/5 0:00, 2015年3月8日, 20150308 (text or number). Raises ValueError echoing the value as
+    typed."""
     if isinstance(value, datetime.datetime):
         return value.date()
     if isinstance(value, datetime.date):
         return value
-    # An Excel serial day number; 20150308 typed as a number is past this range and read as text.
-    if isinstance(value, int | float) and not isinstance(value, bool) and 1 <= value < 2958466:
-        return from_excel(value).date()
-    text = clean_code(value)
-    for pattern in _DATE_PATTERNS:
-        match = pattern.match(text)
-        if match:
-            year, month, day = (int(part) for part in match.groups())
-            try:
-                return datetime.date(year, month, day)
-            except ValueError:
-                raise ValueError(f"「{text}」不是有效日期") from None
-    raise ValueError(f"「{text}」不是可识别的日期，请写成 2015-03-08 或 2015/3/8")
+    typed = clean_text(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if 1 <= value <= _LAST_SERIAL:
+            return from_excel(value).date()
+        text = typed
+    else:
+        text = typed
+        if _SERIAL_TEXT.match(text) and 1 <= float(text) <= _LAST_SERIAL:
+            return from_excel(float(text)).date()
+    match = _DATE_TEXT.match(text) or _DATE_DIGITS.match(text)
+    if match:
+        year, month, day = (int(part) for part in match.groups())
+        try:
+            return datetime.date(year, month, day)
+        except ValueError:
+            raise ValueError(f"「{typed}」不是有效日期（没有这一天）") from None
+    raise ValueError(f"「{typed}」不是可识别的日期，请写成 2015-03-08 或 2015/3/8")
 
+
+# --- ID numbers --------------------------------------------------------------------------------
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
+_SCIENTIFIC = re.compile(r"^\d(?:\.\d+)?E\+?\d+$")
+EXCEL_ID_FIX = "请把这一列的单元格格式设为“文本”，再按户口本或学籍系统重新输入完整的号码（不要从数字格式的列复制粘贴）"
+EXCEL_ID_NUMBER = "身份证件号被 Excel 当作数字，后几位已变成 0。" + EXCEL_ID_FIX
+EXCEL_ID_SCIENTIFIC = "身份证件号被 Excel 当作数字，显示成了科学计数法（{text}），后几位已丢失。" + EXCEL_ID_FIX
+
+
+def id_check_character(body: str) -> str:
+    """The GB 11643 check character of the first 17 digits."""
+    return _ID_CHECK[sum(int(digit) * weight for digit, weight in zip(body, _ID_WEIGHTS, strict=True)) % 11]
+
+
+def excel_id_damage(value: object) -> str | None:
+    """Why an ID number cell cannot be trusted because it went through Excel's 15 significant digits:
+    a number cell of more than 15 digits (whatever its check character), scientific notation
+    (4.10522E+17), or 18 characters ending in zeros — a sequence code 000 is never issued, and
+    000 with a wrong check character is the mark of the digits Excel dropped. None otherwise."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) >= 1e15:
+        return EXCEL_ID_NUMBER  # even an int written whole by another program: Excel cuts it on the next save
+    text = clean_code(value)
+    if _SCIENTIFIC.match(text):
+        return EXCEL_ID_SCIENTIFIC.format(text=clean_text(value))
+    if (
+        len(text) == 18
+        and text.isdigit()
+        and (text.endswith("0000") or (text.endswith("000") and id_check_character(text[:17]) != text[17]))
+    ):
+        return EXCEL_ID_NUMBER
+    return None
 
 
 def id_number_birth_date(id_number: str) -> datetime.date | None:
@@ -259,10 +732,22 @@ def validate_id_number(id_number: str) -> str:
         raise ValueError("身份证件号应为 18 位（前 17 位是数字，最后一位是数字或 X）")
     if id_number_birth_date(id_number) is None:
         raise ValueError("身份证件号中的出生日期（第 7—14 位）无效")
-    total = sum(int(digit) * weight for digit, weight in zip(id_number[:17], _ID_WEIGHTS, strict=True))
-    if _ID_CHECK[total % 11] != id_number[17]:
+    if id_check_character(id_number[:17]) != id_number[17]:
         raise ValueError("身份证件号校验位不正确，请核对是否抄错")
     return id_number
+
+
+# Numbers of the documents other than the resident ID card that students hold: Hong Kong
+# (A123456(7)) and Macau (1234567(8)) identity cards, Taiwan ID (A123456789), the mainland travel
+# permits for HK/Macau (H12345678) and Taiwan residents (12345678), and passports (E12345678).
+_OTHER_DOCUMENT = re.compile(
+    r"^(?:[A-Z]{1,2}\d{6}\(?[0-9A]\)?|[157]\d{6}\(?\d\)?|[A-Z][12]\d{8}|[HM]\d{8,10}|\d{8}|\d{10}|[A-Z]{1,2}\d{7,8})$"
+)
+
+
+def looks_like_other_document(text: str) -> bool:
+    """True for a number shaped like a HK/Macau/Taiwan or passport number rather than a resident ID."""
+    return bool(_OTHER_DOCUMENT.match(text))
 
 
 def id_number_gender(id_number: str) -> str:
@@ -296,13 +781,61 @@ _YES = {"是", "Y", "YES", "1", "TRUE", "√", "有"}
 _NO = {"否", "N", "NO", "0", "FALSE", "", "无", "×", "不是"}
 
 
+# Registry exports prefix a code to their values: 「1-是」, 「2-单亲留守儿童」, 「0 无残疾」.
+_CODE_PREFIX = re.compile(r"^\d{1,2}\s*[-.、:：_ ]\s*(?=\D)")
+
+
+def without_code(value: object) -> str:
+    """A registry value without its code: 「2-单亲留守儿童」 → 「单亲留守儿童」."""
+    return _CODE_PREFIX.sub("", clean_text(value))
+
+
 def parse_yes_no(value: object) -> bool:
-    text = clean_text(value).upper()
+    text = without_code(value).upper()
     if text in _YES:
         return True
     if text in _NO:
         return False
     raise ValueError(f"「{clean_text(value)}」应填写“是”或“否”")
+
+
+_LEFT_BEHIND = {
+    "非留守儿童": False,
+    "非留守": False,
+    "单亲留守儿童": True,
+    "双亲留守儿童": True,
+    "单亲留守": True,
+    "双亲留守": True,
+    "留守儿童": True,
+}
+
+
+def parse_left_behind(value: object) -> bool:
+    """是否留守儿童 as the registry writes it (非留守儿童 / 单亲留守儿童 / 双亲留守儿童, with or
+    without a code such as 「2-单亲留守儿童」) or as 是/否 (DESIGN §3)."""
+    text = without_code(value).replace(" ", "")
+    if text in _LEFT_BEHIND:
+        return _LEFT_BEHIND[text]
+    try:
+        return parse_yes_no(text)
+    except ValueError:
+        raise ValueError(
+            f"「{clean_text(value)}」应填写“是”或“否”（或学籍系统的“非留守儿童”“单亲留守儿童”“双亲留守儿童”）"
+        ) from None
+
+
+NO_DISABILITY = {"", "无", "否", "非残疾", "无残疾", "不是", "没有", "N", "NO", "正常", "健康"}
+
+
+def parse_disability(value: object) -> str:
+    """残疾类型 as the registry writes it: 「无残疾」 (or 「0-无残疾」, 「无」, 「否」) → "", otherwise
+    the kind without its code (「1-视力残疾」 → 「视力残疾」); 「是」 alone → 「残疾」 (DESIGN §3)."""
+    text = without_code(value)
+    if text.upper() in NO_DISABILITY:
+        return ""
+    if text in ("是", "有"):
+        return "残疾"
+    return text
 
 
 _CHINESE_DIGITS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
@@ -379,12 +912,234 @@ class Checked:
 
     valid: list = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-    invalid_rows: set[int] = field(default_factory=set)
+    invalid_rows: set[RowRef] = field(default_factory=set)
     preview: dict = field(default_factory=dict)
 
-    def add_problem(self, row: int, column: str, message: str) -> None:
-        self.problems.append(Problem(row=row, column=column, message=message))
-        self.invalid_rows.add(row)
+    def add_problem(self, ref: RowRef, column: str, message: str) -> None:
+        self.problems.append(Problem(ref=ref, column=column, message=message))
+        self.invalid_rows.add(ref)
 
 
 PROGRESS_EVERY = 250
+PREVIEW_ROWS = 200
+# Look-ups by a list of values go in chunks: SQLite allows 999 parameters in a query.
+LOOKUP_CHUNK = 900
+
+
+def chunked(values: list, size: int = LOOKUP_CHUNK) -> Iterator[list]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def lookup_in_chunks(queryset, field_name: str, values: list) -> Iterator:
+    """The rows of ``queryset`` whose ``field_name`` is one of ``values``, queried in chunks: one
+    query per 900 values, whatever the file's length."""
+    for chunk in chunked(values):
+        yield from queryset.filter(**{f"{field_name}__in": chunk})
+
+
+class Importer:
+    """One kind of import (the roster, the staff list): its columns, how it checks one row, how it
+    finds the records the rows update, how it applies them, and its template. The loop over the
+    rows, the checks common to every row, duplicate detection within the file, the preview and the
+    template builder live here, so a fix lands once for every importer (issue 8).
+
+    A subclass sets ``kind``, ``columns``, ``watched`` (column keys the preview warns about when
+    absent) and the template attributes, and implements ``prepare``, ``check_row``,
+    ``match_existing``, ``preview_row`` and ``apply``. A checked row is any object with ``row``
+    (its RowRef), ``existing`` (the record it updates, or None) and ``changes`` (labels)."""
+
+    kind: str = ""
+    columns: list[Column] = []
+    watched: tuple[str, ...] = ()
+    checked_class: type[Checked] = Checked
+    # The downloadable template.
+    template_title: str = ""
+    template_examples: list[dict] = []
+    template_widths: dict[str, int] = {}
+    template_help: dict[str, str] = {}
+    template_notes: list[str] = []
+    template_text_columns: Collection[str] = ()
+    template_choices: dict[str, list[str]] = {}
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {column.key: column.label for column in self.columns}
+
+    # -- the check ------------------------------------------------------------------------------
+
+    def check(self, *, sheet: Sheet, school, progress: Callable[[int], None]) -> Checked:
+        """Check every row of ``sheet`` for ``school``; ``progress`` is called with the rows done."""
+        checked = self.checked_class()
+        context = self.prepare(sheet=sheet, school=school, checked=checked)
+        labels = self.labels
+        rows = []
+        for done, (ref, cells) in enumerate(sheet.rows, start=1):
+            for key, value in cells.items():
+                if excel_error(value):
+                    checked.add_problem(ref, labels[key], f"单元格是 Excel 错误值「{value}」，请修正公式或填入实际内容")
+            row = self.check_row(ref, cells, checked, context)
+            if row is not None:
+                rows.append(row)
+            if done % PROGRESS_EVERY == 0:
+                progress(done)
+        self.match_existing(rows, school, checked, context)
+        checked.valid = [row for row in rows if row.row not in checked.invalid_rows]
+        checked.problems.sort(key=lambda problem: problem.ref)
+        checked.preview = self.preview(checked.valid, sheet)
+        return checked
+
+    def prepare(self, *, sheet: Sheet, school, checked: Checked) -> object:
+        """Whatever the row checks look up once per file (the school's classes); raises SheetError."""
+        return None
+
+    def check_row(self, ref: RowRef, cells: dict, checked: Checked, context) -> object | None:
+        raise NotImplementedError
+
+    def match_existing(self, rows: list, school, checked: Checked, context) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def once_in_file(seen: dict, value: object, ref: RowRef, checked: Checked, column: str, what: str) -> None:
+        """Report ``value`` when an earlier row of the file already had it."""
+        earlier = seen.setdefault(value, ref)
+        if earlier != ref:
+            place = f"第 {earlier.row} 行" if earlier.sheet_index == ref.sheet_index else str(earlier)
+            checked.add_problem(ref, column, f"与{place}的{what}重复")
+
+    # -- the preview ----------------------------------------------------------------------------
+
+    def preview_row(self, row) -> dict:
+        """The name and class a preview line shows for a checked row."""
+        raise NotImplementedError
+
+    def preview(self, rows: list, sheet: Sheet) -> dict:
+        """Counts of what applying would do, the first rows created or updated, and what was read of
+        the file: its sheets (read or skipped, and why), the columns used and ignored, the hidden
+        rows, and a warning for each watched column the file lacks."""
+        created = [row for row in rows if row.existing is None]
+        updated = [row for row in rows if row.existing is not None and row.changes]
+        listed = sorted(created + updated, key=lambda row: row.row)[:PREVIEW_ROWS]
+        hidden = set(sheet.hidden_rows)
+        labels = self.labels
+        warnings = [
+            f"文件中没有「{labels[key]}」列：家访要用到它，这一项不会导入。如名单中有这一列，请检查表头名称。"
+            for key in self.watched
+            if not sheet.has(key)
+        ]
+        if sheet.hidden_rows:
+            warnings.append(
+                f"有 {len(sheet.hidden_rows)} 行在 Excel 中被隐藏（常常表示已转出），这些行也会导入，请核对。"
+            )
+        return {
+            "created": len(created),
+            "updated": len(updated),
+            "unchanged": len(rows) - len(created) - len(updated),
+            "rows": [
+                {
+                    "row": row.row.row,
+                    **({"sheet": row.row.sheet} if row.row.sheet else {}),
+                    **self.preview_row(row),
+                    "action": "新增" if row.existing is None else "更新",
+                    "changes": "、".join(row.changes),
+                    **({"hidden": True} if row.row in hidden else {}),
+                }
+                for row in listed
+            ],
+            "warnings": warnings,
+            **sheet.describe(),
+        }
+
+    # -- applying -------------------------------------------------------------------------------
+
+    def apply(self, *, checked: Checked, school, acting_user) -> dict:
+        raise NotImplementedError
+
+    # -- the template ---------------------------------------------------------------------------
+
+    def template_workbook(self) -> openpyxl.Workbook:
+        return build_template(
+            columns=self.columns,
+            examples=self.template_examples,
+            widths=self.template_widths,
+            help_texts=self.template_help,
+            notes=self.template_notes,
+            title=self.template_title,
+            text_columns=self.template_text_columns,
+            choices=self.template_choices,
+        )
+
+
+# --- the downloadable template -----------------------------------------------------------------
+
+HEADER_FONT = Font(bold=True)
+REQUIRED_FONT = Font(bold=True, color="C00000")
+HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
+EXAMPLE_FONT = Font(italic=True, color="808080")
+# Rows below the header that get the drop-down lists.
+TEMPLATE_ROWS = 1000
+
+
+def build_template(
+    *,
+    columns: list[Column],
+    examples: list[dict],
+    widths: dict[str, int],
+    help_texts: dict[str, str],
+    notes: list[str],
+    title: str,
+    text_columns: Collection[str] = (),
+    choices: dict[str, list[str]] | None = None,
+) -> openpyxl.Workbook:
+    """An import template: bold headers (required ones in red, with a note), example rows in grey,
+    column widths, drop-down lists, and a 「填写说明」 sheet explaining each column."""
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = title
+    for position, column in enumerate(columns, start=1):
+        letter = get_column_letter(position)
+        cell = sheet.cell(row=1, column=position, value=column.label)
+        cell.font = REQUIRED_FONT if column.required else HEADER_FONT
+        cell.fill = HEADER_FILL
+        cell.alignment = Alignment(horizontal="center")
+        if column.required:
+            cell.comment = Comment("必填", "homevisit")
+        dimension = sheet.column_dimensions[letter]
+        dimension.width = widths.get(column.key, 14)
+        if column.key in text_columns:
+            # Long digit strings typed into a number cell lose digits (1.39E+10); keep them text.
+            dimension.number_format = "@"
+        if choices and column.key in choices:
+            validation = DataValidation(type="list", formula1=f'"{",".join(choices[column.key])}"', allow_blank=True)
+            sheet.add_data_validation(validation)
+            validation.add(f"{letter}2:{letter}{TEMPLATE_ROWS}")
+        for row, example in enumerate(examples, start=2):
+            cell = sheet.cell(row=row, column=position, value=example.get(column.key))
+            cell.font = EXAMPLE_FONT
+            if column.key in text_columns:
+                cell.number_format = "@"
+            elif isinstance(cell.value, datetime.date):
+                cell.number_format = "yyyy-mm-dd"
+    sheet.freeze_panes = "A2"
+
+    guide = workbook.create_sheet("填写说明")
+    guide.append(["列名", "是否必填", "填写说明"])
+    for cell in guide[1]:
+        cell.font = HEADER_FONT
+        cell.fill = HEADER_FILL
+    for column in columns:
+        guide.append([column.label, "必填" if column.required else "选填", help_texts.get(column.key, "")])
+        guide.cell(row=guide.max_row, column=1).font = REQUIRED_FONT if column.required else HEADER_FONT
+    guide.append([])
+    guide.append(["注意事项"])
+    guide.cell(row=guide.max_row, column=1).font = HEADER_FONT
+    for number, note in enumerate(notes, start=1):
+        guide.append([f"{number}. {note}"])
+        guide.merge_cells(start_row=guide.max_row, start_column=1, end_row=guide.max_row, end_column=3)
+    guide.column_dimensions["A"].width = 26
+    guide.column_dimensions["B"].width = 10
+    guide.column_dimensions["C"].width = 90
+    for row in guide.iter_rows(min_row=2):
+        for cell in row:
+            cell.alignment = Alignment(wrap_text=True, vertical="top")
+    return workbook

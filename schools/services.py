@@ -11,7 +11,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from schools.importing import SheetError, check_xlsx_container, read_sheet
+from schools.importing import SheetError, check_upload, read_sheet
 from schools.models import AuditEvent, ImportJob, School, SchoolClass, SchoolYear, User
 from schools.signals import statistics_refresh_wanted
 
@@ -114,7 +114,7 @@ def import_job_create(*, kind: str, school: School, uploaded_by: User, upload: U
             digest.update(chunk)
             handle.write(chunk)
     try:
-        check_xlsx_container(job.file_path)
+        check_upload(job.file_path)
     except SheetError:
         job.file_path.unlink(missing_ok=True)
         raise

@@ -9,29 +9,27 @@ those listed, with a 班主任班级 column their headship does. Staff absent fr
 they are.
 """
 
-import datetime
 import re
 import secrets
-from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 import openpyxl
-from openpyxl.comments import Comment
-from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.datavalidation import DataValidation
 
 from schools.importing import (
-    PROGRESS_EVERY,
     Checked,
     Column,
+    Importer,
+    RowRef,
     Sheet,
     SheetError,
+    build_template,
     clean_code,
     clean_text,
-    excel_error,
+    damaged_text,
+    lookup_in_chunks,
     parse_class,
     parse_phone,
+    unify_name_dots,
 )
 from schools.models import (
     SCHOOL_ROLES,
@@ -117,7 +115,7 @@ def parse_class_name(text: str, grade: int | None = None) -> tuple[int, int]:
 
 @dataclass
 class StaffRow:
-    row: int
+    row: RowRef
     name: str
     phone: str
     role: str | None  # None: 身份 left empty, so an existing account keeps its role
@@ -131,6 +129,12 @@ class StaffRow:
     headed: set[int] = field(default_factory=set)
     changes: list[str] = field(default_factory=list)
 
+    # The columns the row's sheet has: the file governs only those (a sheet without 任教班级 leaves
+    # the teaching assignments of its people as they are).
+    has_head_class: bool = False
+    has_classes: bool = False
+    has_subject: bool = False
+
     def final_role(self) -> str:
         return self.role or (self.existing.role if self.existing else Role.TEACHER)
 
@@ -140,51 +144,36 @@ class StaffChecked(Checked):
     """What the check found, and what applying needs besides the rows."""
 
     classes: list[SchoolClass] = field(default_factory=list)  # the school's classes this school year
-    has_head_class: bool = False
-    has_classes: bool = False
-    has_subject: bool = False
+    by_grade_number: dict[tuple[int, int], SchoolClass] = field(default_factory=dict)
+    first_phone: dict[str, RowRef] = field(default_factory=dict)
+    first_head: dict[int, RowRef] = field(default_factory=dict)
 
 
-class StaffImporter:
+class StaffImporter(Importer):
+    """The staff list (教职工名单): one row a person, matched to an account by mobile number."""
+
     kind = ImportJob.Kind.STAFF
     columns = COLUMNS
+    checked_class = StaffChecked
 
-    def check(self, *, sheet: Sheet, school: School, progress: Callable[[int], None]) -> StaffChecked:
+    def prepare(self, *, sheet: Sheet, school: School, checked: StaffChecked) -> StaffChecked:
         school_year = SchoolYear.current()
         if school_year is None:
             raise SheetError("尚未设置当前学年，无法对应班级。请联系教育局管理员设置学年。")
-        classes = list(SchoolClass.objects.filter(school=school, school_year=school_year))
-        checked = StaffChecked(
-            classes=classes,
-            has_head_class=sheet.has("head_class"),
-            has_classes=sheet.has("classes"),
-            has_subject=sheet.has("subject"),
-        )
-        by_grade_number = {(c.grade, c.number): c for c in classes}
-        rows: list[StaffRow] = []
-        first_phone: dict[str, int] = {}
-        first_head: dict[int, int] = {}
-        for done, (number, cells) in enumerate(sheet.rows, start=1):
-            row = self._check_row(number, cells, sheet, by_grade_number, checked)
-            if row is not None:
-                earlier = first_phone.setdefault(row.phone, number)
-                if earlier != number:
-                    checked.add_problem(number, LABELS["phone"], f"与第 {earlier} 行的手机号重复")
-                if row.head_class is not None:
-                    earlier = first_head.setdefault(row.head_class.pk, number)
-                    if earlier != number:
-                        checked.add_problem(number, LABELS["head_class"], f"与第 {earlier} 行的班主任班级相同")
-                rows.append(row)
-            if done % PROGRESS_EVERY == 0:
-                progress(done)
-        self._match_existing(rows, school, checked)
-        self._check_admin_remains(rows, school, checked)
-        checked.valid = [row for row in rows if row.row not in checked.invalid_rows]
-        checked.problems.sort(key=lambda problem: problem.row)
-        checked.preview = self._preview(checked.valid)
+        checked.classes = list(SchoolClass.objects.filter(school=school, school_year=school_year))
+        checked.by_grade_number = {(c.grade, c.number): c for c in checked.classes}
         return checked
 
-    def _check_row(self, number, cells, sheet, classes, checked) -> StaffRow | None:
+    def preview_row(self, row: StaffRow) -> dict:
+        return {"name": row.name, "class": row.class_label}
+
+    def match_existing(self, rows: list[StaffRow], school: School, checked: StaffChecked, context) -> None:
+        self._match_existing(rows, school, checked)
+        self._check_admin_remains(rows, school, checked)
+
+    def check_row(self, number: RowRef, cells: dict, checked: StaffChecked, context) -> StaffRow | None:
+        classes = checked.by_grade_number
+
         def problem(key: str, message: str) -> None:
             checked.add_problem(number, LABELS[key], message)
 
@@ -200,14 +189,13 @@ class StaffImporter:
                 problem(key, f"本校当前学年没有「{text}」这个班级，请先在「班级管理」中添加")
             return grade_number[0], school_class
 
-        for key, value in cells.items():
-            if excel_error(value):
-                problem(key, f"单元格是 Excel 错误值「{value}」，请修正公式或填入实际内容")
-        name = clean_text(cells.get("name"))
+        name = unify_name_dots(clean_text(cells.get("name")))
         if not name:
             problem("name", "姓名不能为空")
         elif len(name) > NAME_MAX:
             problem("name", f"姓名超过 {NAME_MAX} 个字")
+        elif reason := damaged_text(name):
+            problem("name", f"姓名「{name}」{reason}。请重新输入这个姓名")
 
         phone = ""
         raw_phone = clean_text(cells.get("phone"))
@@ -224,7 +212,7 @@ class StaffImporter:
                     phone = ""
 
         duty = None
-        role_text = clean_code(cells.get("role")) if sheet.has("role") else ""
+        role_text = clean_code(cells.get("role")) if "role" in cells else ""
         if role_text:
             duty = DUTY_WORDS.get(role_text)
             if duty is None:
@@ -234,7 +222,7 @@ class StaffImporter:
                 )
 
         head_class = None
-        head_text = clean_text(cells.get("head_class")) if sheet.has("head_class") else ""
+        head_text = clean_text(cells.get("head_class")) if "head_class" in cells else ""
         head_names = split_classes(head_text)
         if len(head_names) > 1:
             problem("head_class", f"「{head_text}」：班主任班级只能填写一个班级")
@@ -244,19 +232,24 @@ class StaffImporter:
             problem("head_class", "身份是班主任，但没有填写班主任班级")
 
         taught: list[SchoolClass] = []
-        class_text = clean_text(cells.get("classes")) if sheet.has("classes") else ""
+        class_text = clean_text(cells.get("classes")) if "classes" in cells else ""
         grade = None
         for class_name in split_classes(class_text):
             grade, school_class = find_class("classes", class_name, grade)
             if school_class is not None and school_class not in taught:
                 taught.append(school_class)
 
-        subject = clean_text(cells.get("subject")) if sheet.has("subject") else ""
+        subject = clean_text(cells.get("subject")) if "subject" in cells else ""
         if len(subject) > SUBJECT_MAX:
             problem("subject", f"任教学科超过 {SUBJECT_MAX} 个字")
 
         if not phone:
             return None
+        self.once_in_file(checked.first_phone, phone, number, checked, LABELS["phone"], "手机号重复")
+        if head_class is not None:
+            self.once_in_file(
+                checked.first_head, head_class.pk, number, checked, LABELS["head_class"], "班主任班级相同"
+            )
         labels = [c.name for c in taught if c != head_class]
         if head_class is not None:
             labels.insert(0, f"{head_class.name}（班主任）")
@@ -269,22 +262,19 @@ class StaffImporter:
             classes=taught,
             subject=subject,
             class_label="、".join(labels),
+            has_head_class="head_class" in cells,
+            has_classes="classes" in cells,
+            has_subject="subject" in cells,
         )
 
     def _match_existing(self, rows: list[StaffRow], school: School, checked: StaffChecked) -> None:
         phones = [row.phone for row in rows]
-        by_username: dict[str, User] = {}
-        for start in range(0, len(phones), 900):
-            for user in User.objects.filter(username__in=phones[start : start + 900]):
-                by_username[user.username] = user
+        by_username = {user.username: user for user in lookup_in_chunks(User.objects.all(), "username", phones)}
         # Accounts made by hand may have another login name but the phone on record.
         by_phone: dict[str, list[User]] = {}
         unmatched = [phone for phone in phones if phone not in by_username]
-        for start in range(0, len(unmatched), 900):
-            for user in User.objects.filter(
-                school=school, role__in=SCHOOL_ROLES, phone__in=unmatched[start : start + 900]
-            ):
-                by_phone.setdefault(user.phone, []).append(user)
+        for user in lookup_in_chunks(User.objects.filter(school=school, role__in=SCHOOL_ROLES), "phone", unmatched):
+            by_phone.setdefault(user.phone, []).append(user)
 
         matched: dict[int, int] = {}
         for row in rows:
@@ -315,7 +305,7 @@ class StaffImporter:
 
         existing_ids = [row.existing.pk for row in rows if row.existing is not None]
         assignments: dict[int, dict[int, TeachingAssignment]] = {}
-        if checked.has_classes and existing_ids:
+        if existing_ids and any(row.has_classes for row in rows):
             for assignment in TeachingAssignment.objects.filter(
                 school_class__in=[c.pk for c in checked.classes], teacher_id__in=existing_ids
             ):
@@ -342,12 +332,12 @@ class StaffImporter:
             changes.append("身份")
         if not user.is_active:
             changes.append("重新启用账号")
-        if checked.has_head_class and row.headed != ({row.head_class.pk} if row.head_class else set()):
+        if row.has_head_class and row.headed != ({row.head_class.pk} if row.head_class else set()):
             changes.append("班主任班级")
-        if checked.has_classes:
+        if row.has_classes:
             if set(row.assignments) != {c.pk for c in row.classes}:
                 changes.append("任教班级")
-            if checked.has_subject and any(
+            if row.has_subject and any(
                 row.assignments[c.pk].subject != row.subject for c in row.classes if c.pk in row.assignments
             ):
                 changes.append("任教学科")
@@ -372,27 +362,6 @@ class StaffImporter:
             return
         for row in demoting:
             checked.add_problem(row.row, LABELS["role"], "导入后本校将没有学校管理员，请至少保留一名学校管理员")
-
-    @staticmethod
-    def _preview(rows: list[StaffRow]) -> dict:
-        created = [row for row in rows if row.existing is None]
-        updated = [row for row in rows if row.existing is not None and row.changes]
-        listed = sorted(created + updated, key=lambda row: row.row)[:PREVIEW_ROWS]
-        return {
-            "created": len(created),
-            "updated": len(updated),
-            "unchanged": len(rows) - len(created) - len(updated),
-            "rows": [
-                {
-                    "row": row.row,
-                    "name": row.name,
-                    "class": row.class_label,
-                    "action": "新增" if row.existing is None else "更新",
-                    "changes": "、".join(row.changes),
-                }
-                for row in listed
-            ],
-        }
 
     def apply(self, *, checked: StaffChecked, school: School, acting_user: User | None) -> dict:
         """Store the valid rows. Runs inside the caller's transaction. The result lists the one-time
@@ -436,10 +405,8 @@ class StaffImporter:
                 changed_users.append(user)
         User.objects.bulk_update(changed_users, ["real_name", "role", "is_active", "phone"], batch_size=500)
 
-        if checked.has_classes:
-            self._apply_assignments(checked, users)
-        if checked.has_head_class:
-            self._apply_headship(checked, users)
+        self._apply_assignments(checked, users)
+        self._apply_headship(checked, users)
 
         created = len(new_users)
         updated = sum(1 for row in checked.valid if row.existing is not None and row.changes)
@@ -456,6 +423,8 @@ class StaffImporter:
         added: list[TeachingAssignment] = []
         resubjected: list[TeachingAssignment] = []
         for row in checked.valid:
+            if not row.has_classes:
+                continue
             wanted = {c.pk for c in row.classes}
             removed.extend(a.pk for class_id, a in row.assignments.items() if class_id not in wanted)
             for school_class in row.classes:
@@ -464,7 +433,7 @@ class StaffImporter:
                     added.append(
                         TeachingAssignment(teacher=users[row.row], school_class=school_class, subject=row.subject)
                     )
-                elif checked.has_subject and assignment.subject != row.subject:
+                elif row.has_subject and assignment.subject != row.subject:
                     assignment.subject = row.subject
                     resubjected.append(assignment)
         TeachingAssignment.objects.filter(pk__in=removed).delete()
@@ -473,8 +442,9 @@ class StaffImporter:
 
     @staticmethod
     def _apply_headship(checked: StaffChecked, users: dict[int, User]) -> None:
-        in_file = {users[row.row].pk for row in checked.valid}
-        wanted = {row.head_class.pk: users[row.row].pk for row in checked.valid if row.head_class is not None}
+        governed = [row for row in checked.valid if row.has_head_class]
+        in_file = {users[row.row].pk for row in governed}
+        wanted = {row.head_class.pk: users[row.row].pk for row in governed if row.head_class is not None}
         changed: list[SchoolClass] = []
         for school_class in checked.classes:
             if school_class.pk in wanted:
@@ -519,13 +489,6 @@ NOTES = [
     "手机号已被其他学校或教育局账号使用的，无法导入，请联系教育局管理员。",
 ]
 
-HEADER_FONT = Font(bold=True)
-REQUIRED_FONT = Font(bold=True, color="C00000")
-HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
-EXAMPLE_FONT = Font(italic=True, color="808080")
-# Rows below the header that get the drop-down lists.
-TEMPLATE_ROWS = 1000
-
 
 def template_workbook() -> openpyxl.Workbook:
     """The staff list template: the header row, one example row and a sheet of instructions."""
@@ -539,68 +502,3 @@ def template_workbook() -> openpyxl.Workbook:
         text_columns={"phone"},
         choices={"role": [TEACHER, HEAD_TEACHER, ADMIN]},
     )
-
-
-def build_template(
-    *,
-    columns: list[Column],
-    examples: list[dict],
-    widths: dict[str, int],
-    help_texts: dict[str, str],
-    notes: list[str],
-    title: str,
-    text_columns: Collection[str] = (),
-    choices: dict[str, list[str]] | None = None,
-) -> openpyxl.Workbook:
-    """An import template: bold headers (required ones in red, with a note), example rows in grey,
-    column widths, drop-down lists, and a 「填写说明」 sheet explaining each column."""
-    workbook = openpyxl.Workbook()
-    sheet = workbook.active
-    sheet.title = title
-    for position, column in enumerate(columns, start=1):
-        letter = get_column_letter(position)
-        cell = sheet.cell(row=1, column=position, value=column.label)
-        cell.font = REQUIRED_FONT if column.required else HEADER_FONT
-        cell.fill = HEADER_FILL
-        cell.alignment = Alignment(horizontal="center")
-        if column.required:
-            cell.comment = Comment("必填", "homevisit")
-        dimension = sheet.column_dimensions[letter]
-        dimension.width = widths.get(column.key, 14)
-        if column.key in text_columns:
-            # Long digit strings typed into a number cell lose digits (1.39E+10); keep them text.
-            dimension.number_format = "@"
-        if choices and column.key in choices:
-            validation = DataValidation(type="list", formula1=f'"{",".join(choices[column.key])}"', allow_blank=True)
-            sheet.add_data_validation(validation)
-            validation.add(f"{letter}2:{letter}{TEMPLATE_ROWS}")
-        for row, example in enumerate(examples, start=2):
-            cell = sheet.cell(row=row, column=position, value=example.get(column.key))
-            cell.font = EXAMPLE_FONT
-            if column.key in text_columns:
-                cell.number_format = "@"
-            elif isinstance(cell.value, datetime.date):
-                cell.number_format = "yyyy-mm-dd"
-    sheet.freeze_panes = "A2"
-
-    guide = workbook.create_sheet("填写说明")
-    guide.append(["列名", "是否必填", "填写说明"])
-    for cell in guide[1]:
-        cell.font = HEADER_FONT
-        cell.fill = HEADER_FILL
-    for column in columns:
-        guide.append([column.label, "必填" if column.required else "选填", help_texts.get(column.key, "")])
-        guide.cell(row=guide.max_row, column=1).font = REQUIRED_FONT if column.required else HEADER_FONT
-    guide.append([])
-    guide.append(["注意事项"])
-    guide.cell(row=guide.max_row, column=1).font = HEADER_FONT
-    for number, note in enumerate(notes, start=1):
-        guide.append([f"{number}. {note}"])
-        guide.merge_cells(start_row=guide.max_row, start_column=1, end_row=guide.max_row, end_column=3)
-    guide.column_dimensions["A"].width = 26
-    guide.column_dimensions["B"].width = 10
-    guide.column_dimensions["C"].width = 90
-    for row in guide.iter_rows(min_row=2):
-        for cell in row:
-            cell.alignment = Alignment(wrap_text=True, vertical="top")
-    return workbook

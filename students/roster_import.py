@@ -8,32 +8,58 @@ those it created itself: a category a teacher recorded by hand is never ended by
 """
 
 import datetime
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.utils import timezone
 
 from schools.importing import (
-    PROGRESS_EVERY,
     Checked,
     Column,
+    Importer,
+    RowRef,
     Sheet,
     SheetError,
     clean_code,
     clean_text,
-    excel_error,
+    damaged_text,
+    excel_id_damage,
     id_number_birth_date,
     id_number_gender,
+    looks_like_other_document,
+    lookup_in_chunks,
     lost_digits,
     parse_class,
     parse_date,
+    parse_disability,
     parse_gender,
+    parse_left_behind,
     parse_phone,
     parse_yes_no,
+    unify_name_dots,
     validate_id_number,
 )
 from schools.models import ImportJob, School, SchoolClass, SchoolYear, User
 from students.models import Category, Guardian, Student, StudentCategory
+
+# Family members as the national student registry lists them (成员1姓名, 成员1关系, 成员1是否监护人,
+# 成员1联系电话, 成员2…); the guardians are the members marked 是否监护人 = 是 (DESIGN §3).
+MEMBERS = 4
+
+
+def _member_columns(n: int) -> list[Column]:
+    return [
+        Column(f"member{n}_name", f"成员{n}姓名", (f"家庭成员{n}姓名", f"家庭成员{n}", f"成员{n}")),
+        Column(
+            f"member{n}_relation", f"成员{n}关系", (f"家庭成员{n}关系", f"成员{n}与学生关系", f"家庭成员{n}与学生关系")
+        ),
+        Column(f"member{n}_guardian", f"成员{n}是否监护人", (f"家庭成员{n}是否监护人",)),
+        Column(
+            f"member{n}_phone",
+            f"成员{n}联系电话",
+            (f"家庭成员{n}联系电话", f"成员{n}电话", f"成员{n}手机号", f"成员{n}联系方式", f"家庭成员{n}电话"),
+        ),
+    ]
+
 
 COLUMNS = [
     Column("name", "姓名", ("学生姓名",), required=True),
@@ -41,25 +67,41 @@ COLUMNS = [
     Column("student_number", "学籍号", ("全国学籍号", "学生学籍号", "学籍辅号", "学籍编号"), required=True),
     Column("id_type", "身份证件类型", ("证件类型",)),
     Column("id_number", "身份证件号", ("身份证号", "身份证号码", "身份证件号码", "证件号码", "证件号")),
-    Column("birth_date", "出生日期", ("出生年月日", "生日")),
+    Column("birth_date", "出生日期", ("出生年月日", "生日", "出生年月")),
     Column("grade", "年级", ("所在年级", "年级名称")),
     Column("class_name", "班级", ("班级名称", "所在班级", "班名"), required=True),
-    Column("address", "家庭住址", ("现住址", "家庭地址", "住址", "居住地址", "家庭现住址")),
-    Column("guardian_name", "监护人姓名", ("监护人", "家长姓名", "监护人1姓名", "成员1姓名")),
-    Column("guardian_relation", "监护人关系", ("与学生关系", "监护人1关系", "成员1关系", "关系")),
+    Column(
+        "address", "家庭住址", ("现住址", "家庭地址", "住址", "居住地址", "家庭现住址", "现居住地址", "家庭详细住址")
+    ),
+    Column("guardian_name", "监护人姓名", ("监护人", "家长姓名", "监护人1姓名", "第一监护人姓名")),
+    Column("guardian_relation", "监护人关系", ("与学生关系", "监护人1关系", "关系", "监护人与学生关系")),
     Column(
         "guardian_phone",
         "监护人联系电话",
-        ("监护人电话", "监护人手机号", "家长电话", "家长联系电话", "联系电话", "监护人1联系电话", "成员1联系电话"),
+        (
+            "监护人电话",
+            "监护人手机号",
+            "家长电话",
+            "家长联系电话",
+            "联系电话",
+            "监护人1联系电话",
+            "监护人联系方式",
+            "家长手机号",
+        ),
     ),
-    Column("left_behind", "是否留守儿童", ("留守儿童",)),
+    Column("left_behind", "是否留守儿童", ("留守儿童", "留守儿童情况", "是否留守")),
     Column("migrant", "是否进城务工人员随迁子女", ("是否随迁子女", "是否进城务工随迁子女", "随迁子女")),
     Column("orphan", "是否孤儿", ("孤儿",)),
     Column("unsupported", "是否事实无人抚养儿童", ("事实无人抚养儿童",)),
     Column("economic_hardship", "是否家庭经济困难", ("是否经济困难", "是否建档立卡贫困户", "是否低保")),
-    Column("disability_type", "残疾类型", ("残疾类别",)),
+    Column("disability_type", "残疾类型", ("残疾类别", "是否残疾")),
+    *[column for n in range(1, MEMBERS + 1) for column in _member_columns(n)],
 ]
+# The template shows one guardian; the member columns are read from registry exports.
+TEMPLATE_COLUMNS = [column for column in COLUMNS if not column.key.startswith("member")]
 LABELS = {column.key: column.label for column in COLUMNS}
+GUARDIAN_KEYS = {"guardian_name": "name", "guardian_relation": "relation", "guardian_phone": "phone"}
+MEMBER_KEYS = {"name": "name", "relation": "relation", "phone": "phone"}
 FLAG_CATEGORIES = {
     "left_behind": Category.LEFT_BEHIND,
     "migrant": Category.MIGRANT,
@@ -67,7 +109,6 @@ FLAG_CATEGORIES = {
     "unsupported": Category.UNSUPPORTED,
     "economic_hardship": Category.ECONOMIC_HARDSHIP,
 }
-NO_DISABILITY = {"", "无", "否", "非残疾", "无残疾"}
 FIELD_LABELS = {
     "name": "姓名",
     "gender": "性别",
@@ -79,69 +120,70 @@ FIELD_LABELS = {
     "school_id": "学校（转入）",
     "status": "在读状态",
 }
-PREVIEW_ROWS = 200
 LOST_DIGITS = "单元格是数字格式，Excel 只保留 15 位数字，后几位已变成 0。请把该列设为“文本”后重新填写"
-RESIDENT_ID_TYPES = {"", "居民身份证", "身份证", "中华人民共和国居民身份证"}
+RESIDENT_ID_TYPES = {"", "居民身份证", "身份证", "中华人民共和国居民身份证", "内地居民身份证"}
+OTHER_DOCUMENT = (
+    "「{text}」不是居民身份证号码，像是港澳台居民或外籍学生的证件号（港澳身份证、通行证、台胞证、护照等）。"
+    "请在「身份证件类型」列填写证件类型（如“港澳台居民居住证”“港澳居民来往内地通行证”“护照”）"
+)
 
 
 @dataclass
 class RosterRow:
-    row: int
+    row: RowRef
     student_number: str
-    values: dict  # Student field -> value, only for columns the file has
-    guardian: dict  # Guardian field -> value, only for columns the file has
-    categories: dict[str, bool]  # category -> in force, only for columns the file has
+    values: dict  # Student field -> value, only for columns the row's sheet has
+    guardians: list[dict] | None  # Guardian fields, in order; None: the sheet has no guardian column
+    categories: dict[str, bool]  # category -> in force, only for columns the row's sheet has
     class_label: str
     existing: Student | None = None
     changes: list[str] = field(default_factory=list)
 
 
-class RosterImporter:
+@dataclass
+class RosterContext:
+    classes: dict[tuple[int, int], SchoolClass]
+    student_numbers: dict[str, RowRef] = field(default_factory=dict)
+    id_numbers: dict[str, RowRef] = field(default_factory=dict)
+
+
+class RosterImporter(Importer):
+    """The roster (学生名册): one row a student, matched by 学籍号 (DESIGN §9)."""
+
     kind = ImportJob.Kind.ROSTER
     columns = COLUMNS
+    # Visits depend on these: a roster without them leaves teachers without a way to the family.
+    watched = ("id_number", "guardian_phone", "address")
 
-    def check(self, *, sheet: Sheet, school: School, progress: Callable[[int], None]) -> Checked:
+    def prepare(self, *, sheet: Sheet, school: School, checked: Checked) -> RosterContext:
         school_year = SchoolYear.current()
         if school_year is None:
             raise SheetError("尚未设置当前学年，无法对应班级。请联系教育局管理员设置学年。")
         classes = {(c.grade, c.number): c for c in SchoolClass.objects.filter(school=school, school_year=school_year)}
-        checked = Checked()
-        rows: list[RosterRow] = []
-        first_seen: dict[str, int] = {}
-        first_id_seen: dict[str, int] = {}
-        for done, (number, cells) in enumerate(sheet.rows, start=1):
-            row = self._check_row(number, cells, sheet, classes, checked)
-            if row is not None:
-                earlier = first_seen.setdefault(row.student_number, number)
-                if earlier != number:
-                    checked.add_problem(number, LABELS["student_number"], f"与第 {earlier} 行的学籍号重复")
-                id_number = row.values.get("id_number")
-                if id_number:
-                    earlier_id = first_id_seen.setdefault(id_number, number)
-                    if earlier_id != number:
-                        checked.add_problem(number, LABELS["id_number"], f"与第 {earlier_id} 行的身份证件号重复")
-                rows.append(row)
-            if done % PROGRESS_EVERY == 0:
-                progress(done)
-        self._match_existing(rows, school, checked)
-        checked.valid = [row for row in rows if row.row not in checked.invalid_rows]
-        checked.problems.sort(key=lambda problem: problem.row)
-        checked.preview = self._preview(checked.valid)
-        return checked
+        return RosterContext(classes=classes)
 
-    def _check_row(self, number, cells, sheet, classes, checked) -> RosterRow | None:
+    def preview(self, rows: list, sheet: Sheet) -> dict:
+        preview = super().preview(rows, sheet)
+        if not sheet.has("guardian_phone") and any(sheet.has(f"member{n}_phone") for n in range(1, MEMBERS + 1)):
+            # The registry's members carry the guardians' phones.
+            preview["warnings"] = [w for w in preview["warnings"] if LABELS["guardian_phone"] not in w]
+        return preview
+
+    def preview_row(self, row: RosterRow) -> dict:
+        return {"name": row.values.get("name", ""), "class": row.class_label}
+
+    def check_row(self, ref: RowRef, cells: dict, checked: Checked, context: RosterContext) -> RosterRow | None:
         def problem(key: str, message: str) -> None:
-            checked.add_problem(number, LABELS[key], message)
+            checked.add_problem(ref, LABELS[key], message)
 
-        for key, value in cells.items():
-            if excel_error(value):
-                problem(key, f"单元格是 Excel 错误值「{value}」，请修正公式或填入实际内容")
         values: dict = {}
-        name = clean_text(cells.get("name"))
+        name = unify_name_dots(clean_text(cells.get("name")))
         if not name:
             problem("name", "姓名不能为空")
         elif len(name) > 50:
             problem("name", "姓名超过 50 个字")
+        elif reason := damaged_text(name):
+            problem("name", f"姓名「{name}」{reason}。请按户口本重新输入这个姓名")
         values["name"] = name
 
         student_number = clean_code(cells.get("student_number"))
@@ -151,24 +193,16 @@ class RosterImporter:
             problem("student_number", LOST_DIGITS)
         elif not student_number.isalnum() or not 6 <= len(student_number) <= 32 or not student_number.isascii():
             problem("student_number", f"「{student_number}」不是有效的学籍号（6—32 位字母或数字）")
+        else:
+            self.once_in_file(context.student_numbers, student_number, ref, checked, LABELS["student_number"], "学籍号")
 
-        id_number = clean_code(cells.get("id_number")) if sheet.has("id_number") else ""
-        id_valid = False
-        if id_number:
-            if lost_digits(cells.get("id_number")):
-                problem("id_number", LOST_DIGITS)
-            elif clean_text(cells.get("id_type")) in RESIDENT_ID_TYPES:
-                try:
-                    validate_id_number(id_number)
-                    id_valid = True
-                except ValueError as exc:
-                    problem("id_number", str(exc))
-            elif len(id_number) > 18:
-                problem("id_number", "证件号超过 18 位")
-        if sheet.has("id_number"):
+        id_valid, id_number = self._check_id_number(cells, problem)
+        if "id_number" in cells:
             values["id_number"] = id_number
+            if id_number:
+                self.once_in_file(context.id_numbers, id_number, ref, checked, LABELS["id_number"], "身份证件号")
 
-        if sheet.has("gender") and clean_text(cells.get("gender")):
+        if "gender" in cells and clean_text(cells.get("gender")):
             try:
                 values["gender"] = parse_gender(cells.get("gender"))
             except ValueError as exc:
@@ -179,9 +213,9 @@ class RosterImporter:
         elif id_valid:
             values["gender"] = id_number_gender(id_number)
         else:
-            checked.add_problem(number, "性别", "性别不能为空")
+            checked.add_problem(ref, "性别", "性别不能为空")
 
-        if sheet.has("birth_date"):
+        if "birth_date" in cells:
             raw = cells.get("birth_date")
             if raw is None or clean_text(raw) == "":
                 values["birth_date"] = id_number_birth_date(id_number) if id_valid else None
@@ -195,7 +229,7 @@ class RosterImporter:
                     if birth_date > timezone.localdate() or birth_date.year < 1980:
                         problem("birth_date", f"出生日期 {birth_date:%Y-%m-%d} 不在合理范围内")
                     elif id_valid and birth_date != id_number_birth_date(id_number):
-                        problem("birth_date", "出生日期与身份证件号不一致")
+                        problem("birth_date", f"出生日期与身份证件号不一致（表中是「{clean_text(raw)}」）")
         elif id_valid:
             values["birth_date"] = id_number_birth_date(id_number)
 
@@ -206,77 +240,140 @@ class RosterImporter:
             # parse_class would speak of the grade first; an empty 班级 cell is what the clerk must fix.
             problem("class_name", str(exc) if clean_text(cells.get("class_name")) else "班级不能为空")
         else:
-            school_class = classes.get((grade, class_number))
+            school_class = context.classes.get((grade, class_number))
             if school_class is None:
-                problem(
-                    "class_name",
-                    f"本校当前学年没有「{class_label}」这个班级，请先在「班级管理」中添加",
-                )
+                problem("class_name", f"本校当前学年没有「{class_label}」这个班级，请先在「班级管理」中添加")
             else:
                 values["school_class_id"] = school_class.pk
                 class_label = school_class.name
 
-        for key, limit in (("address", 200), ("disability_type", 30)):
-            if sheet.has(key):
-                text = clean_text(cells.get(key))
-                if key == "disability_type" and text in NO_DISABILITY:
-                    text = ""
-                if len(text) > limit:
-                    problem(key, f"超过 {limit} 个字")
-                values[key] = text
+        if "address" in cells:
+            address = clean_text(cells.get("address"))
+            if len(address) > 200:
+                problem("address", "超过 200 个字")
+            elif reason := damaged_text(address):
+                problem("address", f"家庭住址{reason}。请重新输入")
+            values["address"] = address
+        if "disability_type" in cells:
+            disability = parse_disability(cells.get("disability_type"))
+            if len(disability) > 30:
+                problem("disability_type", "超过 30 个字")
+            values["disability_type"] = disability
 
-        guardian: dict = {}
-        for key, model_field, limit in (("guardian_name", "name", 50), ("guardian_relation", "relation", 20)):
-            if sheet.has(key):
-                text = clean_text(cells.get(key))
-                if len(text) > limit:
-                    problem(key, f"超过 {limit} 个字")
-                guardian[model_field] = text
-        if sheet.has("guardian_phone"):
-            guardian["phone"] = ""
-            if clean_text(cells.get("guardian_phone")):
-                try:
-                    guardian["phone"] = parse_phone(cells.get("guardian_phone"))
-                except ValueError as exc:
-                    problem("guardian_phone", str(exc))
+        guardians = self._check_guardians(cells, problem)
 
         categories: dict[str, bool] = {}
         for key, category in FLAG_CATEGORIES.items():
-            if sheet.has(key):
+            if key in cells:
                 try:
-                    categories[category] = parse_yes_no(cells.get(key))
+                    parse = parse_left_behind if key == "left_behind" else parse_yes_no
+                    categories[category] = parse(cells.get(key))
                 except ValueError as exc:
                     problem(key, str(exc))
-        if sheet.has("disability_type"):
+        if "disability_type" in cells:
             categories[Category.DISABILITY] = bool(values.get("disability_type"))
 
         if not student_number:
             return None
         return RosterRow(
-            row=number,
+            row=ref,
             student_number=student_number,
             values=values,
-            guardian=guardian,
+            guardians=guardians,
             categories=categories,
             class_label=class_label,
         )
 
-    def _match_existing(self, rows: list[RosterRow], school: School, checked: Checked) -> None:
+    @staticmethod
+    def _check_id_number(cells: dict, problem) -> tuple[bool, str]:
+        """(whether it is a valid resident ID number, the number as stored)."""
+        if "id_number" not in cells:
+            return False, ""
+        raw = cells.get("id_number")
+        id_number = clean_code(raw)
+        if not id_number:
+            return False, ""
+        if damage := excel_id_damage(raw):
+            problem("id_number", damage)
+            return False, id_number
+        id_type = clean_text(cells.get("id_type")).replace(" ", "")
+        if id_type in RESIDENT_ID_TYPES:
+            if not id_type and looks_like_other_document(id_number):
+                problem("id_number", OTHER_DOCUMENT.format(text=clean_text(raw)))
+                return False, id_number
+            try:
+                validate_id_number(id_number)
+            except ValueError as exc:
+                problem("id_number", str(exc))
+                return False, id_number
+            return True, id_number
+        if len(id_number) > 18:
+            problem("id_number", "证件号超过 18 位")
+        return False, id_number
+
+    @staticmethod
+    def _check_guardians(cells: dict, problem) -> list[dict] | None:
+        """The guardians a row names, in order: the 监护人 columns, then the registry's family members
+        marked 是否监护人 = 是 (every member named, when the file has no such column). None when the
+        row's sheet has no guardian column at all (the stored guardians stay as they are)."""
+        has_guardian = any(key in cells for key in GUARDIAN_KEYS)
+        members = [n for n in range(1, MEMBERS + 1) if f"member{n}_name" in cells or f"member{n}_phone" in cells]
+        if not has_guardian and not members:
+            return None
+        guardians: list[dict] = []
+        entries: list[tuple[dict[str, str], str]] = []  # (Guardian field -> column key, the flag's column key)
+        if has_guardian:
+            entries.append(({v: k for k, v in GUARDIAN_KEYS.items() if k in cells}, ""))
+        for n in members:
+            fields = {v: f"member{n}_{k}" for k, v in MEMBER_KEYS.items() if f"member{n}_{k}" in cells}
+            entries.append((fields, f"member{n}_guardian"))
+        for fields, flag_key in entries:
+            guardian: dict = {}
+            for model_field, key in fields.items():
+                raw = cells.get(key)
+                if model_field == "phone":
+                    guardian["phone"] = ""
+                    if clean_text(raw):
+                        try:
+                            guardian["phone"] = parse_phone(raw)
+                        except ValueError as exc:
+                            problem(key, str(exc))
+                    continue
+                text = clean_text(raw)
+                if model_field == "name":
+                    text = unify_name_dots(text)
+                    if reason := damaged_text(text):
+                        problem(key, f"姓名「{text}」{reason}。请重新输入")
+                limit = 50 if model_field == "name" else 20
+                if len(text) > limit:
+                    problem(key, f"超过 {limit} 个字")
+                guardian[model_field] = text
+            if not any(guardian.values()):
+                continue
+            if flag_key and flag_key in cells:
+                try:
+                    if not parse_yes_no(cells.get(flag_key)):
+                        continue
+                except ValueError as exc:
+                    problem(flag_key, str(exc))
+                    continue
+            if any(g.get("name") == guardian.get("name") and guardian.get("name") for g in guardians):
+                continue  # the same person in the 监护人 columns and among the members
+            guardians.append(guardian)
+        return guardians
+
+    def match_existing(self, rows: list[RosterRow], school: School, checked: Checked, context) -> None:
         numbers = [row.student_number for row in rows]
-        existing: dict[str, Student] = {}
-        for start in range(0, len(numbers), 900):
-            for student in Student.objects.filter(student_number__in=numbers[start : start + 900]).prefetch_related(
-                "guardians", "categories"
-            ):
-                existing[student.student_number] = student
-        id_numbers = [row.values["id_number"] for row in rows if row.values.get("id_number")]
-        id_owner: dict[str, str] = {}
-        for start in range(0, len(id_numbers), 900):
-            id_owner.update(
-                Student.objects.filter(id_number__in=id_numbers[start : start + 900]).values_list(
-                    "id_number", "student_number"
-                )
+        existing: dict[str, Student] = {
+            student.student_number: student
+            for student in lookup_in_chunks(
+                Student.objects.prefetch_related("guardians", "categories"), "student_number", numbers
             )
+        }
+        id_numbers = [row.values["id_number"] for row in rows if row.values.get("id_number")]
+        id_owner: dict[str, str] = dict(
+            lookup_in_chunks(Student.objects.values_list("id_number", "student_number"), "id_number", id_numbers)
+        )
         for row in rows:
             student = existing.get(row.student_number)
             if student is not None and student.school_id != school.pk and student.status == Student.Status.ACTIVE:
@@ -300,10 +397,8 @@ class RosterImporter:
             changes.append(FIELD_LABELS["school_id"])
         if student.status != Student.Status.ACTIVE:
             changes.append(FIELD_LABELS["status"])
-        guardians = list(student.guardians.all())
-        first = guardians[0] if guardians else None
-        guardian_given = row.guardian and any(row.guardian.values())
-        if guardian_given and (first is None or any(getattr(first, k) != v for k, v in row.guardian.items())):
+        updated, created = _guardian_changes(row, student)
+        if updated or created:
             changes.append("监护人")
         today = timezone.localdate()
         in_force = set(student.categories_on(today))
@@ -311,27 +406,6 @@ class RosterImporter:
             if wanted != (category in in_force) and (wanted or _roster_category(student, category, today)):
                 changes.append(str(Category(category).label))
         return changes
-
-    @staticmethod
-    def _preview(rows: list[RosterRow]) -> dict:
-        created = [row for row in rows if row.existing is None]
-        updated = [row for row in rows if row.existing is not None and row.changes]
-        listed = sorted(created + updated, key=lambda row: row.row)[:PREVIEW_ROWS]
-        return {
-            "created": len(created),
-            "updated": len(updated),
-            "unchanged": len(rows) - len(created) - len(updated),
-            "rows": [
-                {
-                    "row": row.row,
-                    "name": row.values.get("name", ""),
-                    "class": row.class_label,
-                    "action": "新增" if row.existing is None else "更新",
-                    "changes": "、".join(row.changes),
-                }
-                for row in listed
-            ],
-        }
 
     def apply(self, *, checked: Checked, school: School, acting_user: User | None) -> dict:
         """Store the valid rows. Runs inside the caller's transaction."""
@@ -350,8 +424,7 @@ class RosterImporter:
         guardians: list[Guardian] = []
         categories: list[StudentCategory] = []
         for row, student in zip(new_rows, students, strict=True):
-            if row.guardian and any(row.guardian.values()):
-                guardians.append(Guardian(student=student, **row.guardian))
+            guardians.extend(Guardian(student=student, **guardian) for guardian in row.guardians or [])
             categories.extend(
                 StudentCategory(student=student, category=c, start=today, source=StudentCategory.Source.ROSTER)
                 for c, wanted in row.categories.items()
@@ -373,14 +446,12 @@ class RosterImporter:
             student.status = Student.Status.ACTIVE
             student.updated_at = now
             changed.append(student)
-            if row.guardian and any(row.guardian.values()):
-                first = next(iter(student.guardians.all()), None)
-                if first is None:
-                    guardians.append(Guardian(student=student, **row.guardian))
-                elif any(getattr(first, key) != value for key, value in row.guardian.items()):
-                    for key, value in row.guardian.items():
-                        setattr(first, key, value)
-                    changed_guardians.append(first)
+            updated, created = _guardian_changes(row, student)
+            for guardian, wanted in updated:
+                for key, value in wanted.items():
+                    setattr(guardian, key, value)
+                changed_guardians.append(guardian)
+            guardians.extend(Guardian(student=student, **wanted) for wanted in created)
             in_force = set(student.categories_on(today))
             for category, wanted in row.categories.items():
                 if wanted and category not in in_force:
@@ -420,3 +491,17 @@ def _roster_category(student: Student, category: str, day: datetime.date) -> Stu
         if record.category == category and record.source == StudentCategory.Source.ROSTER and record.in_force_on(day):
             return record
     return None
+
+
+def _guardian_changes(row: RosterRow, student: Student) -> tuple[list[tuple[Guardian, dict]], list[dict]]:
+    """How the stored guardians (in order) become those the row lists: (guardian, new values) to
+    update in place, and the guardians to add. Guardians the row does not list stay as they are."""
+    stored = list(student.guardians.all())
+    updated: list[tuple[Guardian, dict]] = []
+    created: list[dict] = []
+    for position, wanted in enumerate(row.guardians or []):
+        if position >= len(stored):
+            created.append(wanted)
+        elif any(getattr(stored[position], key) != value for key, value in wanted.items()):
+            updated.append((stored[position], wanted))
+    return updated, created

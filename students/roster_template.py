@@ -6,8 +6,8 @@ import datetime
 import openpyxl
 from django.utils import timezone
 
-from schools.staff_import import build_template
-from students.roster_import import COLUMNS
+from schools.importing import build_template
+from students.roster_import import TEMPLATE_COLUMNS as COLUMNS
 
 WIDTHS = {
     "name": 10,

@@ -13,7 +13,7 @@ from openpyxl.utils.datetime import from_excel
 from schools import importing
 from schools.importing import (
     SheetError,
-    check_xlsx_container,
+    check_upload,
     clean_code,
     clean_text,
     id_number_birth_date,
@@ -297,25 +297,34 @@ def test_a_long_number_excel_stored_as_a_float_has_lost_digits():
 # --- the container ------------------------------------------------------------------------------
 
 
-def test_a_plain_text_file_renamed_xlsx_is_not_a_workbook(tmp_path):
+def test_a_csv_file_renamed_xlsx_is_read_as_the_csv_it_is(tmp_path):
     path = tmp_path / "名册.xlsx"
     path.write_text("姓名,学籍号,班级\n张小明,G123456,2班\n", encoding="utf-8")
-    with pytest.raises(SheetError, match="文件不是 Excel 工作簿（.xlsx）"):
-        check_xlsx_container(path)
+    assert check_upload(path) == "csv"
+    assert [cells for _, cells in read_sheet(path, COLUMNS).rows] == [
+        {"name": "张小明", "student_number": "G123456", "class_name": "2班"}
+    ]
 
 
-def test_an_old_xls_file_is_refused_with_how_to_save_it_as_xlsx(tmp_path):
+def test_a_binary_file_that_is_no_spreadsheet_is_refused(tmp_path):
     path = tmp_path / "名册.xlsx"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    with pytest.raises(SheetError, match="文件不是 Excel 工作簿"):
+        check_upload(path)
+
+
+def test_a_damaged_old_xls_file_is_a_damaged_file(tmp_path):
+    path = tmp_path / "名册.xls"
     path.write_bytes(bytes.fromhex("d0cf11e0a1b11ae1") + bytes(4096))
-    with pytest.raises(SheetError, match="旧版 Excel（.xls）.*另存为"):
-        check_xlsx_container(path)
+    with pytest.raises(SheetError, match="文件已损坏"):
+        check_upload(path)
 
 
 def test_a_truncated_zip_is_a_damaged_file(tmp_path):
     path = build_xlsx(tmp_path / "名册.xlsx", ROSTER_HEADER, ROSTER_ROWS)
     path.write_bytes(path.read_bytes()[:600])
     with pytest.raises(SheetError, match="文件已损坏"):
-        check_xlsx_container(path)
+        check_upload(path)
 
 
 def test_a_zip_that_is_not_a_spreadsheet_is_refused(tmp_path):
@@ -323,7 +332,7 @@ def test_a_zip_that_is_not_a_spreadsheet_is_refused(tmp_path):
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("word/document.xml", "<document/>")
     with pytest.raises(SheetError, match="文件不是 Excel 工作簿"):
-        check_xlsx_container(path)
+        check_upload(path)
 
 
 def test_a_zip_bomb_is_refused_before_it_is_expanded(tmp_path, monkeypatch):
@@ -335,7 +344,7 @@ def test_a_zip_bomb_is_refused_before_it_is_expanded(tmp_path, monkeypatch):
     )
     assert path.stat().st_size < 64 * 1024
     with pytest.raises(SheetError, match="解压后过大"):
-        check_xlsx_container(path)
+        check_upload(path)
     with pytest.raises(SheetError, match="解压后过大"):
         read_sheet(path, COLUMNS)
 
@@ -355,7 +364,7 @@ def test_a_zip_that_understates_its_expanded_size_is_read_no_further_than_it_cla
     content[entry + 24 : entry + 28] = (100).to_bytes(4, "little")
     path.write_bytes(bytes(content))
 
-    check_xlsx_container(path)  # believes the claim
+    check_upload(path)  # believes the claim
     with pytest.raises(SheetError, match="文件已损坏"):
         read_sheet(path, COLUMNS)
 
@@ -372,7 +381,7 @@ def test_the_header_is_found_below_a_title_row(tmp_path):
     )
     sheet = read_sheet(path, COLUMNS)
     assert sheet.header_row == 3
-    assert sheet.rows == [
+    assert [(ref.row, cells) for ref, cells in sheet.rows] == [
         (4, {"name": "张小明", "student_number": "G123456", "class_name": "2班"}),
         (5, {"name": "李小红", "student_number": "G123457", "class_name": "3班"}),
     ]
@@ -427,12 +436,14 @@ def test_headers_with_spaces_asterisks_notes_and_full_width_brackets_are_underst
 def test_blank_rows_are_skipped_and_rows_keep_their_excel_numbers(tmp_path):
     rows = [ROSTER_ROWS[0], [None, None, None], ["", "  ", None], ROSTER_ROWS[1]]
     sheet = read_sheet(build_xlsx(tmp_path / "名册.xlsx", ROSTER_HEADER, rows), COLUMNS)
-    assert [number for number, _ in sheet.rows] == [2, 5]
+    assert [ref.row for ref, _ in sheet.rows] == [2, 5]
 
 
 def test_a_short_row_reads_its_missing_cells_as_empty(tmp_path):
     sheet = read_sheet(build_xlsx(tmp_path / "名册.xlsx", ROSTER_HEADER, [["张小明", "G123456"]]), COLUMNS)
-    assert sheet.rows == [(2, {"name": "张小明", "student_number": "G123456", "class_name": None})]
+    assert [(ref.row, cells) for ref, cells in sheet.rows] == [
+        (2, {"name": "张小明", "student_number": "G123456", "class_name": None})
+    ]
 
 
 def test_a_file_with_a_wrong_used_range_is_still_read_in_full(tmp_path):

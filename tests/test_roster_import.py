@@ -295,7 +295,7 @@ FAULTY_ROWS = [
     pytest.param(
         lambda row: row | {"身份证件号": float(row["身份证件号"])},
         "身份证件号",
-        "单元格是数字格式，Excel 只保留 15 位数字，后几位已变成 0。请把该列设为“文本”后重新填写",
+        "身份证件号被 Excel 当作数字，后几位已变成 0。请把这一列的单元格格式设为“文本”",
         id="an ID number Excel stored as a number",
     ),
     pytest.param(
@@ -444,8 +444,12 @@ def test_a_student_who_left_another_school_is_accepted_as_a_transfer(world, tmp_
 # --- files that cannot be used at all ----------------------------------------------------------
 
 
-def plain_text_renamed(tmp_path: Path) -> bytes:
-    return "姓名,学籍号,班级\n张小明,G123456,2班\n".encode()
+def binary_junk(tmp_path: Path) -> bytes:
+    return b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
+
+
+def web_page_named_xls(tmp_path: Path) -> bytes:
+    return '<html><head><meta charset="utf-8"></head><body><table><tr><td>姓名</td></tr></table></body></html>'.encode()
 
 
 def old_xls(tmp_path: Path) -> bytes:
@@ -459,8 +463,9 @@ def truncated_zip(tmp_path: Path) -> bytes:
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
-        pytest.param(plain_text_renamed, "文件不是 Excel 工作簿（.xlsx），无法读取。", id="plain text renamed .xlsx"),
-        pytest.param(old_xls, "这是旧版 Excel（.xls）文件。请在 Excel 或 WPS 中“另存为”", id="an old .xls"),
+        pytest.param(binary_junk, "文件不是 Excel 工作簿（.xlsx 或 .xls）或 CSV 文件，无法读取。", id="binary junk"),
+        pytest.param(old_xls, "文件已损坏，无法作为 Excel 工作簿打开。", id="a damaged old .xls"),
+        pytest.param(web_page_named_xls, "这个文件其实是网页（HTML）", id="a web page named .xls"),
         pytest.param(truncated_zip, "文件已损坏，无法作为 Excel 工作簿打开。", id="a truncated zip"),
     ],
 )
@@ -604,7 +609,12 @@ def test_reimporting_the_same_file_changes_nothing(world, tmp_path):
     job = validated(world, path)
 
     assert job.problems == []
-    assert job.preview == {"created": 0, "updated": 0, "unchanged": 3, "rows": []}
+    assert {key: job.preview[key] for key in ("created", "updated", "unchanged", "rows")} == {
+        "created": 0,
+        "updated": 0,
+        "unchanged": 3,
+        "rows": [],
+    }
     job = imported(world, job)
     assert job.result == {"created": 0, "updated": 0, "unchanged": 3, "skip_invalid": False, "skipped_rows": 0}
     assert database_state() == before

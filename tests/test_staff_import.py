@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from schools import staff_import
+from schools import importing
 from schools.importing import read_sheet
 from schools.models import AuditEvent, ImportJob, Role, School, SchoolClass, TeachingAssignment, User
 from schools.services import import_job_apply, import_job_confirm, import_job_create, import_job_validate
@@ -507,7 +507,7 @@ def test_file_without_subject_column_keeps_the_subjects_already_recorded(world, 
 
 
 def test_progress_is_reported_while_checking(world, tmp_path, monkeypatch):
-    monkeypatch.setattr(staff_import, "PROGRESS_EVERY", 2)
+    monkeypatch.setattr(importing, "PROGRESS_EVERY", 2)
     rows = [[f"教师{n}", f"1390000010{n}", "", "", "", ""] for n in range(5)]
     staff_file(tmp_path, rows, name="staff.xlsx")
     reported = []

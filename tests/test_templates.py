@@ -6,7 +6,8 @@ from schools.importing import validate_id_number
 from schools.models import ImportJob, Role
 from schools.services import import_job_apply, import_job_confirm, import_job_create, import_job_validate
 from students.models import Category, Student
-from students.roster_import import COLUMNS, RosterImporter
+from students.roster_import import TEMPLATE_COLUMNS as COLUMNS
+from students.roster_import import RosterImporter
 from students.roster_template import template_workbook
 from tests import factories
 
