@@ -8,9 +8,12 @@ from schools.models import Grade
 
 class ImportUploadForm(forms.Form):
     file = forms.FileField(
-        label=_("Excel 文件（.xlsx）"),
+        label=_("Excel 文件（.xlsx、.xls）或 CSV 文件"),
         widget=forms.ClearableFileInput(
-            attrs={"accept": ".xlsx,application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+            attrs={
+                "accept": ".xlsx,.xls,.csv,application/vnd.openxmlformats-officedocument.spreadsheetml.sheet,"
+                "application/vnd.ms-excel,text/csv"
+            }
         ),
     )
 

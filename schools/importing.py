@@ -58,6 +58,7 @@ class SheetError(Exception):
 # OOXML writes characters XML cannot hold as _xHHHH_ (a line break inside a cell: _x000D_).
 _OOXML_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
 _WHITESPACE = re.compile(r"\s+")
+_CJK_LINE_BREAK = re.compile(r"(?<=[^\x00-\x7f])[ \t\u3000]*[\r\n\u2028\u2029]+[ \t\u3000]*(?=[^\x00-\x7f])")
 
 
 def _unescape_ooxml(match: re.Match) -> str:
@@ -79,6 +80,8 @@ def normalise_text_slow(value: str) -> str:
         if "_x" not in value:
             break
         value = _OOXML_ESCAPE.sub(_unescape_ooxml, value)
+    # A line break between two Chinese characters only wrapped the text in its cell: drop it.
+    value = _CJK_LINE_BREAK.sub("", value)
     value = "".join(
         " " if ch in "\t\n\r\v\f\x1c\x1d\x1e\x1f\x85" else ch
         for ch in value
@@ -222,7 +225,8 @@ def check_upload(path: Path) -> str:
         return XLSX
     if _looks_like_web_page(start):
         raise SheetError(WEB_PAGE)
-    if _text_encoding(path) is None:
+    encoding = _text_encoding(path)
+    if encoding is None or not _looks_like_a_table(path, encoding):
         raise SheetError(NOT_A_WORKBOOK)
     return CSV
 
@@ -247,7 +251,8 @@ def _check_xls_file(path: Path) -> None:
     from python_calamine import CalamineWorkbook
 
     try:
-        CalamineWorkbook.from_path(str(path)).close()
+        with open(path, "rb") as handle:
+            CalamineWorkbook.from_filelike(handle).close()
     except Exception:  # calamine raises its own kinds for a broken file
         raise SheetError(DAMAGED) from None
 
@@ -262,6 +267,15 @@ def _looks_like_web_page(start: bytes) -> bool:
             return True
         if "<table" in head[:2048] or "urn:schemas-microsoft-com:office" in head[:2048]:
             return True
+    return False
+
+
+def _looks_like_a_table(path: Path, encoding: str) -> bool:
+    """A CSV's first line separates its columns by commas, tabs or semicolons; plain prose does not."""
+    with open(path, encoding=encoding, newline="") as handle:
+        for line in handle:
+            if line.strip():
+                return any(separator in line for separator in ",\t;")
     return False
 
 
@@ -341,7 +355,9 @@ def _xls_sheets(path: Path) -> Iterator[_RawSheet]:
     from python_calamine import CalamineWorkbook, SheetTypeEnum, SheetVisibleEnum
 
     try:
-        workbook = CalamineWorkbook.from_path(str(path))
+        # By content: the stored upload's name does not say its format.
+        with open(path, "rb") as handle:
+            workbook = CalamineWorkbook.from_filelike(handle)
         metadata = list(workbook.sheets_metadata)
     except Exception:  # calamine raises its own kinds for a broken file
         raise SheetError(DAMAGED) from None
@@ -423,23 +439,24 @@ def _header_in(top: tuple, bottom: tuple | None, number: int, keys: dict[str, st
     the right while the top row is empty and the second row names a sub-heading."""
     positions: dict[str, int] = {}
     texts: dict[int, str] = {}
-    group = ""
+    group = group_text = ""
     width = max(len(top), len(bottom or ()))
     for pos in range(width):
         upper = header_key(top[pos]) if pos < len(top) else ""
+        upper_text = _shown(top, pos)
         if bottom is None:
-            candidates, shown = [upper], upper
+            candidates, shown = [upper], upper_text
         else:
             lower = header_key(bottom[pos]) if pos < len(bottom) else ""
             if lower:
                 if upper:
-                    group = upper
+                    group, group_text = upper, upper_text
                 base = _GROUP_SUFFIX.sub("", group)
                 candidates = [group + lower, base + lower, lower] if group else [lower]
-                shown = f"{group} / {lower}" if group else lower
+                shown = f"{group_text} / {_shown(bottom, pos)}" if group else _shown(bottom, pos)
             else:
                 group = ""
-                candidates, shown = [upper], upper
+                candidates, shown = [upper], upper_text
         if not shown:
             continue
         texts[pos] = shown
@@ -449,17 +466,31 @@ def _header_in(top: tuple, bottom: tuple | None, number: int, keys: dict[str, st
     return _Header(row=number + (bottom is not None), positions=positions, texts=texts)
 
 
+def _shown(values: tuple, pos: int) -> str:
+    """A header cell as the preview shows it: normalised, but with its notes."""
+    value = values[pos] if pos < len(values) else None
+    if value is None or isinstance(value, bool) or (isinstance(value, str) and len(value) > MAX_CELL_CHARS):
+        return ""
+    return normalise_text(str(value))
+
+
 def _find_header(head: list[tuple[int, tuple]], keys: dict[str, str]) -> _Header | None:
     """The header among a sheet's first rows: the row (or pair of rows) naming the most columns;
     a single row wins a tie, so a data row under a one-row header is never read as sub-headings."""
+    singles = {number: _header_in(values, None, number, keys) for number, values in head}
+    found = list(singles.values())
+    for index, (number, values) in enumerate(head[:-1]):
+        following, below = head[index + 1]
+        if following == number + 1:
+            pair = _header_in(values, below, number, keys)
+            # A pair must name more columns than its second row alone: a title row above a one-row
+            # header is not a group heading.
+            if len(pair.positions) > len(singles[following].positions):
+                found.append(pair)
     best: _Header | None = None
-    for index, (number, values) in enumerate(head):
-        found = [_header_in(values, None, number, keys)]
-        if index + 1 < len(head) and head[index + 1][0] == number + 1:
-            found.append(_header_in(values, head[index + 1][1], number, keys))
-        for header in found:
-            if len(header.positions) >= 2 and (best is None or len(header.positions) > len(best.positions)):
-                best = header
+    for header in found:
+        if len(header.positions) >= 2 and (best is None or len(header.positions) > len(best.positions)):
+            best = header
     return best
 
 
@@ -480,7 +511,7 @@ def read_sheet(path: Path, columns: Iterable[Column]) -> Sheet:
     try:
         for index, raw in enumerate(_READERS[kind](path)):
             if raw.hidden:
-                result.sheets.append(SheetReport(raw.title, False, "隐藏的工作表，没有读取"))
+                result.sheets.append(SheetReport(raw.title, False, "隐藏的工作表"))
                 continue
             rows = raw.rows()
             head: list[tuple[int, tuple]] = []
@@ -491,7 +522,7 @@ def read_sheet(path: Path, columns: Iterable[Column]) -> Sheet:
             rows.close()
             header = _find_header(head, keys)
             if header is None:
-                result.sheets.append(SheetReport(raw.title, False, "没有找到表头行，不是名单"))
+                result.sheets.append(SheetReport(raw.title, False, "没有找到表头行"))
                 continue
             missing = [c.label for c in columns if c.required and c.key not in header.positions]
             if missing:
@@ -626,6 +657,15 @@ def unify_name_dots(name: str) -> str:
     """「阿依古丽 • 买买提」 → 「阿依古丽·买买提」: one middle dot, no spaces around it. Only a dot
     between two Chinese characters is a name's middle dot (「evil.example」 stays as it is)."""
     return _NAME_DOTS.sub(NAME_DOT, name) if name else name
+
+
+_CJK_SPACE = re.compile(r"(?<=[^\x00-\x7f]) +(?=[^\x00-\x7f])")
+
+
+def clean_name(value: object) -> str:
+    """A person's name as stored: normalised like every cell, the spaces clerks put between the
+    characters of a two-character name to line it up (「王　明」) removed, middle dots unified."""
+    return unify_name_dots(_CJK_SPACE.sub("", clean_text(value)))
 
 
 def damaged_text(text: str) -> str | None:

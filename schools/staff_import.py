@@ -24,12 +24,12 @@ from schools.importing import (
     SheetError,
     build_template,
     clean_code,
+    clean_name,
     clean_text,
     damaged_text,
     lookup_in_chunks,
     parse_class,
     parse_phone,
-    unify_name_dots,
 )
 from schools.models import (
     SCHOOL_ROLES,
@@ -189,7 +189,7 @@ class StaffImporter(Importer):
                 problem(key, f"本校当前学年没有「{text}」这个班级，请先在「班级管理」中添加")
             return grade_number[0], school_class
 
-        name = unify_name_dots(clean_text(cells.get("name")))
+        name = clean_name(cells.get("name"))
         if not name:
             problem("name", "姓名不能为空")
         elif len(name) > NAME_MAX:

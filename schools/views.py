@@ -198,7 +198,7 @@ def import_problems_xlsx(request: HttpRequest, public_id, spec: ImportSpec) -> H
     """The problem list as a workbook, so that a clerk can work through it beside the roster."""
     job = _job_for_user(request, spec, public_id)
     export = write_xlsx(
-        _problem_rows(job), filename=f"{spec.title}错误清单.xlsx", sheet_title="错误清单", widths=[8, 20, 80]
+        _problem_rows(job), filename=f"{spec.title}错误清单.xlsx", sheet_title="错误清单", widths=[8, 20, 80, 14]
     )
     audit_event_record(
         action=AuditEvent.Action.EXPORT,
@@ -211,9 +211,11 @@ def import_problems_xlsx(request: HttpRequest, public_id, spec: ImportSpec) -> H
 
 
 def _problem_rows(job: ImportJob) -> Iterator[list]:
-    yield ["行号", "列", "问题"]
+    # The sheet is a column only when the file had more than one sheet read.
+    sheets = any(problem.get("sheet") for problem in job.problems)
+    yield ["行号", "列", "问题", *(["工作表"] if sheets else [])]
     for problem in job.problems:
-        yield [problem["row"], problem["column"], problem["message"]]
+        yield [problem["row"], problem["column"], problem["message"], *([problem.get("sheet", "")] if sheets else [])]
 
 
 @require_roles(Role.SCHOOL_ADMIN)

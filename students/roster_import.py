@@ -20,6 +20,7 @@ from schools.importing import (
     Sheet,
     SheetError,
     clean_code,
+    clean_name,
     clean_text,
     damaged_text,
     excel_id_damage,
@@ -35,7 +36,6 @@ from schools.importing import (
     parse_left_behind,
     parse_phone,
     parse_yes_no,
-    unify_name_dots,
     validate_id_number,
 )
 from schools.models import ImportJob, School, SchoolClass, SchoolYear, User
@@ -177,7 +177,7 @@ class RosterImporter(Importer):
             checked.add_problem(ref, LABELS[key], message)
 
         values: dict = {}
-        name = unify_name_dots(clean_text(cells.get("name")))
+        name = clean_name(cells.get("name"))
         if not name:
             problem("name", "姓名不能为空")
         elif len(name) > 50:
@@ -341,7 +341,7 @@ class RosterImporter(Importer):
                     continue
                 text = clean_text(raw)
                 if model_field == "name":
-                    text = unify_name_dots(text)
+                    text = clean_name(raw)
                     if reason := damaged_text(text):
                         problem(key, f"姓名「{text}」{reason}。请重新输入")
                 limit = 50 if model_field == "name" else 20
