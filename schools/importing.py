@@ -58,6 +58,17 @@ class SheetError(Exception):
 # OOXML writes characters XML cannot hold as _xHHHH_ (a line break inside a cell: _x000D_).
 _OOXML_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
 _WHITESPACE = re.compile(r"\s+")
+
+
+# Format and control characters (Unicode 14 categories Cf and Cc: zero-width spaces and joiners,
+# byte-order marks, direction marks, soft hyphens, NUL…), except the white space \s matches (tabs,
+# line breaks), which becomes a space instead. tests/test_importing.py checks the list against
+# unicodedata.
+_INVISIBLE = re.compile(
+    "[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e"
+    "\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
+    "\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]"
+)
 _CJK_LINE_BREAK = re.compile(r"(?<=[^\x00-\x7f])[ \t\u3000]*[\r\n\u2028\u2029]+[ \t\u3000]*(?=[^\x00-\x7f])")
 
 
@@ -82,12 +93,9 @@ def normalise_text_slow(value: str) -> str:
         value = _OOXML_ESCAPE.sub(_unescape_ooxml, value)
     # A line break between two Chinese characters only wrapped the text in its cell: drop it.
     value = _CJK_LINE_BREAK.sub("", value)
-    value = "".join(
-        " " if ch in "\t\n\r\v\f\x1c\x1d\x1e\x1f\x85" else ch
-        for ch in value
-        if unicodedata.category(ch) not in ("Cf", "Cc") or ch in "\t\n\r\v\f\x1c\x1d\x1e\x1f\x85"
-    )
-    value = unicodedata.normalize("NFKC", value)
+    value = _INVISIBLE.sub("", value)
+    if not unicodedata.is_normalized("NFKC", value):
+        value = unicodedata.normalize("NFKC", value)
     return _WHITESPACE.sub(" ", value).strip()
 
 

@@ -490,3 +490,15 @@ def test_a_sheet_with_too_many_rows_asks_for_the_file_to_be_split(tmp_path, monk
     path = build_xlsx(tmp_path / "名册.xlsx", ROSTER_HEADER, ROSTER_ROWS)
     with pytest.raises(SheetError, match="超过 1 行，请按学段拆分"):
         read_sheet(path, COLUMNS)
+
+
+def test_every_invisible_character_unicode_knows_is_removed_from_cells():
+    import unicodedata
+
+    from schools.importing import normalise_text
+
+    invisible = [
+        chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) in ("Cf", "Cc") and not re.match(r"\s", chr(c))
+    ]
+    assert len(invisible) > 150
+    assert normalise_text("王" + "".join(invisible) + "明") == "王明"
