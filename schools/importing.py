@@ -41,6 +41,7 @@ MAX_CELL_CHARS = 500
 HIDDEN_ROWS_LISTED = 50
 
 XLSX, XLS, CSV = "xlsx", "xls", "csv"
+MISSING_REQUIRED = "缺少必填列："
 DAMAGED = "文件已损坏，无法作为 Excel 工作簿打开。请重新导出后上传。"
 NOT_A_WORKBOOK = "文件不是 Excel 工作簿（.xlsx 或 .xls）或 CSV 文件，无法读取。请上传 .xlsx、.xls 或 .csv 格式的文件。"
 WEB_PAGE = (
@@ -536,7 +537,7 @@ def read_sheet(path: Path, columns: Iterable[Column]) -> Sheet:
             if missing:
                 if best_missing is None or len(missing) < len(best_missing[1]):
                     best_missing = (raw.title, missing)
-                result.sheets.append(SheetReport(raw.title, False, f"缺少必填列：{'、'.join(missing)}"))
+                result.sheets.append(SheetReport(raw.title, False, f"{MISSING_REQUIRED}{'、'.join(missing)}"))
                 continue
             count = _read_rows(result, index, raw, header, columns, labels)
             if not count:
@@ -1075,6 +1076,11 @@ class Importer:
             for key in self.watched
             if not sheet.has(key)
         ]
+        warnings.extend(
+            f"工作表「{report.title}」没有读取：{report.reason}。如果这个工作表也是名单，请补上这一列后重新上传。"
+            for report in sheet.sheets
+            if not report.read and report.reason.startswith(MISSING_REQUIRED)
+        )
         if sheet.hidden_rows:
             warnings.append(
                 f"有 {len(sheet.hidden_rows)} 行在 Excel 中被隐藏（常常表示已转出），这些行也会导入，请核对。"

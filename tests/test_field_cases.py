@@ -623,3 +623,32 @@ def test_a_staff_workbook_skips_its_hidden_sheet(world, admin, tmp_path):
     confirm(admin, job, kind="staff")
     assert User.objects.filter(username="13700000002").exists()
     assert not User.objects.filter(username="13700000001").exists()
+
+
+def test_a_class_sheet_skipped_for_a_missing_required_column_is_warned_about(world, admin, tmp_path):
+    without_number = [label for label in HEADER if label != "学籍号"]
+    content = xlsx(
+        tmp_path / "名册.xlsx",
+        {
+            "三(2)班": [HEADER, row(1)],
+            "三(3)班": [without_number, [v for label, v in zip(HEADER, row(2), strict=True) if label != "学籍号"]],
+        },
+    )
+    job = upload(admin, content, "名册.xlsx")
+    page = page_of(admin, job)
+
+    assert "「三(3)班」：未读取，缺少必填列：学籍号" in page
+    assert "工作表「三(3)班」没有读取：缺少必填列：学籍号" in job.preview["warnings"][0]
+
+
+def test_a_guardian_group_heading_with_a_number_is_understood(world, admin, tmp_path):
+    top = ["姓名", "性别", "学籍号", "身份证件号", "年级", "班级", "家庭住址", "监护人1", None, None]
+    sub = [None] * 7 + ["姓名", "与学生关系", "电话"]
+    values = row(1)[:4] + ["三年级", "2班", "幸福路1号", "王父", "父亲", "13912345678"]
+    job = upload(admin, xlsx(tmp_path / "名册.xlsx", {"名册": [top, sub, values]}), "名册.xlsx")
+
+    assert job.problems == [] and job.preview["columns_ignored"] == []
+    confirm(admin, job)
+    assert list(Student.objects.get(name="王同学1").guardians.values_list("name", "relation", "phone")) == [
+        ("王父", "父亲", "13912345678")
+    ]
