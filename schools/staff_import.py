@@ -22,7 +22,6 @@ from schools.importing import (
     RowRef,
     Sheet,
     SheetError,
-    build_template,
     clean_code,
     clean_name,
     clean_text,
@@ -149,12 +148,50 @@ class StaffChecked(Checked):
     first_head: dict[int, RowRef] = field(default_factory=dict)
 
 
+# --- the downloadable template -----------------------------------------------------------------
+
+EXAMPLE = {
+    "name": "李明",
+    "phone": "13900000001",
+    "role": HEAD_TEACHER,
+    "head_class": "三年级(2)班",
+    "classes": "三年级(2)班",
+    "subject": "语文",
+}
+WIDTHS = {"name": 12, "phone": 16, "role": 14, "head_class": 16, "classes": 36, "subject": 12}
+HELP = {
+    "name": "教职工的真实姓名，不超过 50 个字。",
+    "phone": "11 位手机号，同时是登录账号。新账号的初始密码在导入完成后显示一次，首次登录须修改密码。",
+    "role": "填写“任课教师”“班主任”或“学校管理员”（也可写“校长”“教务主任”）；不填时新账号按任课教师，"
+    "已有账号保持原身份。",
+    "head_class": "担任班主任的班级，只能填一个，如“三年级(2)班”。身份为班主任时必填。"
+    "已有此列时，表中教师未填写的，将取消其本学年的班主任。",
+    "classes": "任课的班级，可填多个，用顿号、逗号或空格分隔，如“三年级(1)班、三年级(2)班”。"
+    "已有此列时，表中教师的本学年任课班级将改为所填的班级。",
+    "subject": "任教学科，如“语文”，不超过 30 个字，用于该教师所填的每个任教班级。",
+}
+NOTES = [
+    "第 1 行是表头，请勿修改列名；可选列不需要时可以整列删除，删除的列不会改动已有数据。",
+    "第 2 行是示例，请删除后再填写本校教职工。",
+    "班级须先在「班级管理」中建好，填写的是本校当前学年的班级。",
+    "表中没有列出的教职工账号保持不变。",
+    "手机号已被其他学校或教育局账号使用的，无法导入，请联系教育局管理员。",
+]
+
+
 class StaffImporter(Importer):
     """The staff list (教职工名单): one row a person, matched to an account by mobile number."""
 
     kind = ImportJob.Kind.STAFF
     columns = COLUMNS
     checked_class = StaffChecked
+    template_title = "教职工名单"
+    template_examples = [EXAMPLE]
+    template_widths = WIDTHS
+    template_help = HELP
+    template_notes = NOTES
+    template_text_columns = {"phone"}
+    template_choices = {"role": [TEACHER, HEAD_TEACHER, ADMIN]}
 
     def prepare(self, *, sheet: Sheet, school: School, checked: StaffChecked) -> StaffChecked:
         school_year = SchoolYear.current()
@@ -459,46 +496,6 @@ class StaffImporter(Importer):
         SchoolClass.objects.bulk_update(changed, ["head_teacher"], batch_size=500)
 
 
-# --- the downloadable template -----------------------------------------------------------------
-
-EXAMPLE = {
-    "name": "李明",
-    "phone": "13900000001",
-    "role": HEAD_TEACHER,
-    "head_class": "三年级(2)班",
-    "classes": "三年级(2)班",
-    "subject": "语文",
-}
-WIDTHS = {"name": 12, "phone": 16, "role": 14, "head_class": 16, "classes": 36, "subject": 12}
-HELP = {
-    "name": "教职工的真实姓名，不超过 50 个字。",
-    "phone": "11 位手机号，同时是登录账号。新账号的初始密码在导入完成后显示一次，首次登录须修改密码。",
-    "role": "填写“任课教师”“班主任”或“学校管理员”（也可写“校长”“教务主任”）；不填时新账号按任课教师，"
-    "已有账号保持原身份。",
-    "head_class": "担任班主任的班级，只能填一个，如“三年级(2)班”。身份为班主任时必填。"
-    "已有此列时，表中教师未填写的，将取消其本学年的班主任。",
-    "classes": "任课的班级，可填多个，用顿号、逗号或空格分隔，如“三年级(1)班、三年级(2)班”。"
-    "已有此列时，表中教师的本学年任课班级将改为所填的班级。",
-    "subject": "任教学科，如“语文”，不超过 30 个字，用于该教师所填的每个任教班级。",
-}
-NOTES = [
-    "第 1 行是表头，请勿修改列名；可选列不需要时可以整列删除，删除的列不会改动已有数据。",
-    "第 2 行是示例，请删除后再填写本校教职工。",
-    "班级须先在「班级管理」中建好，填写的是本校当前学年的班级。",
-    "表中没有列出的教职工账号保持不变。",
-    "手机号已被其他学校或教育局账号使用的，无法导入，请联系教育局管理员。",
-]
-
-
 def template_workbook() -> openpyxl.Workbook:
     """The staff list template: the header row, one example row and a sheet of instructions."""
-    return build_template(
-        columns=COLUMNS,
-        examples=[EXAMPLE],
-        widths=WIDTHS,
-        help_texts=HELP,
-        notes=NOTES,
-        title="教职工名单",
-        text_columns={"phone"},
-        choices={"role": [TEACHER, HEAD_TEACHER, ADMIN]},
-    )
+    return StaffImporter().template_workbook()

@@ -179,6 +179,12 @@ class RosterImporter(Importer):
             preview["warnings"] = [w for w in preview["warnings"] if LABELS["guardian_phone"] not in w]
         return preview
 
+    def template_workbook(self):
+        """The roster template (students.roster_template): its examples are dated from today."""
+        from students.roster_template import template_workbook
+
+        return template_workbook()
+
     def preview_row(self, row: RosterRow) -> dict:
         return {"name": row.values.get("name", ""), "class": row.class_label}
 
