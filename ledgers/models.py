@@ -226,3 +226,7 @@ class TeacherStatistics(models.Model):
     @property
     def coverage_rate(self) -> Decimal | None:
         return rate(self.students_visited, self.students_assigned)
+
+
+# The special-student ledgers' records live in their own module; imported here so Django finds them.
+from ledgers.care_models import *  # noqa: E402, F403

@@ -288,6 +288,32 @@ class Notification(models.Model):
         return self.title
 
 
+class GroupRobot(models.Model):
+    """A school's own group robot (its work group on WeCom or DingTalk). Without one, a school's
+    messages go to the county-wide robot (``settings.NOTIFY_WEBHOOK_URL``)."""
+
+    class Kind(models.TextChoices):
+        WECOM = "wecom", _("企业微信群机器人")
+        DINGTALK = "dingtalk", _("钉钉群机器人")
+
+    school = models.OneToOneField(School, verbose_name=_("学校"), on_delete=models.CASCADE, related_name="robot")
+    kind = models.CharField(_("类型"), max_length=10, choices=Kind.choices, default=Kind.WECOM)
+    url = models.URLField(_("Webhook 地址"), max_length=300)
+    # DingTalk's 加签 secret (SEC...); WeCom robots have none.
+    secret = models.CharField(_("加签密钥"), max_length=100, blank=True)
+    enabled = models.BooleanField(_("启用"), default=True)
+    # Set when the robot keeps refusing: shown to the school admin; cleared by a successful post.
+    failing_since = models.DateTimeField(_("发送失败起始时间"), null=True, blank=True)
+    last_error = models.CharField(_("最近错误"), max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = _("学校群机器人")
+        verbose_name_plural = _("学校群机器人")
+
+    def __str__(self) -> str:
+        return f"{self.school} · {self.get_kind_display()}"
+
+
 class WebhookMessage(models.Model):
     """A message for the group robot, kept until the robot has taken it: a broker or a robot that is
     down delays it, never loses it. Delivery is at least once (a retry after a lost answer can post
@@ -298,6 +324,10 @@ class WebhookMessage(models.Model):
     sent_at = models.DateTimeField(_("发送时间"), null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(_("尝试次数"), default=0)
     last_error = models.CharField(_("最近错误"), max_length=300, blank=True)
+    # The school whose robot takes it; empty: the county-wide robot.
+    school = models.ForeignKey(School, verbose_name=_("学校"), null=True, blank=True, on_delete=models.CASCADE)
+    # Set when delivery was abandoned (too many failures): the message is no longer retried.
+    given_up_at = models.DateTimeField(_("放弃时间"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("群机器人消息")
