@@ -195,6 +195,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "ledgers.tasks.statistics_recompute_nightly",
         "schedule": crontab(hour=2, minute=30),
     },
+    # the special-student ledgers' reminders (ledgers.reminders); each job checks the school calendar
+    "care-asks-evening": {"task": "ledgers.reminders.care_asks_evening", "schedule": crontab(hour=18, minute=0)},
+    "care-weekly": {"task": "ledgers.reminders.care_weekly", "schedule": crontab(hour=17, minute=0, day_of_week=5)},
+    "support-prompts-daily": {
+        "task": "ledgers.reminders.support_prompts_daily",
+        "schedule": crontab(hour=7, minute=30),
+    },
 }
 
 # Statistics refresh (DESIGN §7): a school's changes within this window are coalesced into one

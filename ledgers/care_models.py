@@ -89,7 +89,9 @@ class SupportPlan(models.Model):
     status = models.CharField(_("状态"), max_length=10, choices=Status.choices, default=Status.ACTIVE)
     close_reason = models.CharField(_("结束原因"), max_length=20, choices=CloseReason.choices, blank=True)
     closed_on = models.DateField(_("结束日期"), null=True, blank=True)
-    created_by = models.ForeignKey(User, verbose_name=_("建档人"), null=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        User, verbose_name=_("建档人"), null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(_("建档时间"), default=timezone.now)
     updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
     version = models.PositiveIntegerField(default=1)
@@ -127,8 +129,12 @@ class SupportPlan(models.Model):
 class SupportPlanRevision(models.Model):
     """A change to a saved plan: who, when, and each field's value before and after."""
 
-    plan = models.ForeignKey(SupportPlan, verbose_name=_("帮扶计划"), on_delete=models.CASCADE, related_name="revisions")
-    changed_by = models.ForeignKey(User, verbose_name=_("修改人"), null=True, on_delete=models.SET_NULL, related_name="+")
+    plan = models.ForeignKey(
+        SupportPlan, verbose_name=_("帮扶计划"), on_delete=models.CASCADE, related_name="revisions"
+    )
+    changed_by = models.ForeignKey(
+        User, verbose_name=_("修改人"), null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     changed_at = models.DateTimeField(_("修改时间"), default=timezone.now)
     changes = models.JSONField(_("修改内容"), default=dict)  # {"field label": ["before", "after"]}
 
@@ -187,7 +193,9 @@ class CareAsk(models.Model):
     outcome = models.CharField(_("情况"), max_length=8, choices=Outcome.choices)
     reason = models.CharField(_("请假/未到校原因"), max_length=200, blank=True)
     note = models.CharField(_("备注"), max_length=300, blank=True)
-    recorded_by = models.ForeignKey(User, verbose_name=_("记录人"), null=True, on_delete=models.SET_NULL, related_name="+")
+    recorded_by = models.ForeignKey(
+        User, verbose_name=_("记录人"), null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     recorded_at = models.DateTimeField(_("记录时间"), default=timezone.now)
 
     class Meta:
@@ -210,7 +218,9 @@ class CareMeeting(models.Model):
     met_on = models.DateField(_("见面日期"))
     place = models.CharField(_("地点"), max_length=100, blank=True)
     note = models.CharField(_("备注"), max_length=300, blank=True)
-    recorded_by = models.ForeignKey(User, verbose_name=_("记录人"), null=True, on_delete=models.SET_NULL, related_name="+")
+    recorded_by = models.ForeignKey(
+        User, verbose_name=_("记录人"), null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     recorded_at = models.DateTimeField(_("记录时间"), default=timezone.now)
 
     class Meta:
@@ -222,6 +232,23 @@ class CareMeeting(models.Model):
 
     def __str__(self) -> str:
         return f"{self.met_on} {self.student}"
+
+
+class ReminderSent(models.Model):
+    """A reminder run done for a school and day, so that a beat job run twice sends one digest."""
+
+    kind = models.CharField(max_length=20)
+    school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    sent_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("已发提醒")
+        verbose_name_plural = _("已发提醒")
+        constraints = [models.UniqueConstraint(fields=["kind", "school", "day"], name="one_reminder_a_day")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.school_id} {self.day}"
 
 
 class CalendarOverrideQuerySet(models.QuerySet):
@@ -247,7 +274,9 @@ class CalendarOverride(models.Model):
     start = models.DateField(_("开始日期"))
     end = models.DateField(_("结束日期"))
     name = models.CharField(_("名称"), max_length=50)
-    created_by = models.ForeignKey(User, verbose_name=_("设置人"), null=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        User, verbose_name=_("设置人"), null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(_("设置时间"), default=timezone.now)
 
     objects = CalendarOverrideQuerySet.as_manager()
@@ -269,6 +298,7 @@ __all__ = [
     "CalendarOverride",
     "CareAsk",
     "CareMeeting",
+    "ReminderSent",
     "SupportPlan",
     "SupportPlanRevision",
     "SupportPrompt",

@@ -21,3 +21,25 @@ urlpatterns = [
         name="teacher_assessment_xlsx",
     ),
 ]
+
+# the special-student ledgers (issue 10): support plans (一生一策), the care log, the calendar, robots
+from ledgers.views import care as care_views  # noqa: E402
+from ledgers.views import support as support_views  # noqa: E402
+
+urlpatterns += [
+    path("support/", support_views.support_mine, name="support_mine"),
+    path("support/new/", support_views.support_plan_create, name="support_plan_create"),
+    path("support/<uuid:public_id>/", support_views.support_plan_detail, name="support_plan_detail"),
+    path("support/<uuid:public_id>/edit/", support_views.support_plan_edit, name="support_plan_edit"),
+    path("schools/<int:school_id>/support/", support_views.support_overview, name="support_overview"),
+    path("schools/<int:school_id>/support.xlsx", support_views.support_export, name="support_export"),
+    path("schools/<int:school_id>/care/", care_views.care_overview, name="care_overview"),
+    path("schools/<int:school_id>/care.xlsx", care_views.care_month_export, name="care_month_export"),
+    path("care/<uuid:public_id>/", care_views.care_child, name="care_child"),
+    path("care/<uuid:public_id>/ask/", care_views.care_ask, name="care_ask"),
+    path("care/<uuid:public_id>/meeting/", care_views.care_meeting, name="care_meeting"),
+    path("schools/<int:school_id>/calendar/", care_views.school_calendar_view, name="school_calendar"),
+    path("calendar/", care_views.county_calendar_view, name="county_calendar"),
+    path("calendar/<int:pk>/delete/", care_views.calendar_override_delete, name="calendar_override_delete"),
+    path("schools/<int:school_id>/robot/", care_views.school_robot, name="school_robot"),
+]

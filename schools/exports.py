@@ -180,3 +180,102 @@ def _csv_value(value: object) -> object:
     if isinstance(value, datetime.date):
         return value.isoformat()
     return neutralise(value)
+
+
+# --- the 台账 layout (DESIGN §6) -------------------------------------------------------------------
+
+TITLE_FONT = Font(bold=True, size=16)
+PAPER_A4 = "9"  # openpyxl's PAPERSIZE_A4
+
+
+@dataclass(frozen=True)
+class Marked:
+    """A cell value with a fill colour (e.g. a missed day in the monthly care-log sheet)."""
+
+    value: object
+    fill: str  # RRGGBB
+
+
+@dataclass(frozen=True)
+class LedgerHeading:
+    """The lines a school's 台账 carries above and below its table."""
+
+    title: str
+    unit: str  # 填报单位
+    filled_by: str  # 填报人
+    phone: str  # 电话
+    day: datetime.date  # 日期
+
+
+def write_ledger_xlsx(
+    rows: Iterable[Sequence],
+    *,
+    filename: str,
+    heading: LedgerHeading,
+    sheet_title: str = "台账",
+    widths: Sequence[float | None] | None = None,
+) -> ExportFile:
+    """Write a ledger in the layout schools file (DESIGN §6): the title, a 填报单位 / 填报人 / 电话 /
+    日期 line, the table (the rows' first item is its header; 序号 is added as the first column), and
+    an 审核人 line at the bottom; A4 landscape, the header repeated on every printed page. Streams
+    like ``write_xlsx``; a ``Marked`` value is written with its fill."""
+    rows = iter(rows)
+    header = ["序号", *[str(label) for label in next(rows)]]
+    workbook = openpyxl.Workbook(write_only=True)
+    sheet = workbook.create_sheet(title=sheet_title[:31])
+    sheet.page_setup.orientation = "landscape"
+    sheet.page_setup.paperSize = PAPER_A4
+    sheet.page_setup.fitToWidth = 1
+    sheet.sheet_properties.pageSetUpPr.fitToPage = True
+    sheet.page_setup.fitToHeight = 0
+    for index, label in enumerate(header):
+        width = 6 if index == 0 else None
+        if widths is not None and 0 < index <= len(widths):
+            width = widths[index - 1] or width
+        sheet.column_dimensions[get_column_letter(index + 1)].width = width or _header_width(label)
+    last = get_column_letter(max(len(header), 1))
+    sheet.merged_cells.add(f"A1:{last}1")
+    sheet.print_title_rows = "3:3"
+    sheet.freeze_panes = "B4"
+    count = 0
+    try:
+        title = WriteOnlyCell(sheet, value=neutralise(heading.title))
+        title.font = TITLE_FONT
+        title.alignment = Alignment(horizontal="center")
+        sheet.append([title])
+        sheet.append(
+            [
+                neutralise(f"填报单位：{heading.unit}"),
+                None,
+                neutralise(f"填报人：{heading.filled_by}"),
+                None,
+                neutralise(f"电话：{heading.phone}"),
+                None,
+                f"日期：{heading.day:%Y年%m月%d日}",
+            ]
+        )
+        sheet.append([_header_cell(sheet, label) for label in header])
+        for row in rows:
+            count += 1
+            sheet.append([count, *[_ledger_value(sheet, value) for value in row]])
+        sheet.append([])
+        sheet.append(["审核人：", None, None, "审核日期："])
+    except BaseException:
+        _discard(sheet)
+        raise
+    target = tempfile.TemporaryFile(suffix=".xlsx")  # noqa: SIM115 - the response closes it
+    try:
+        workbook.save(target)
+    except BaseException:
+        target.close()
+        raise
+    return ExportFile(file=target, filename=filename, content_type=XLSX_CONTENT_TYPE, rows=count)
+
+
+def _ledger_value(sheet, value: object) -> object:
+    if isinstance(value, Marked):
+        cell = WriteOnlyCell(sheet, value=neutralise(value.value))
+        cell.fill = PatternFill(fill_type="solid", start_color=value.fill, end_color=value.fill)
+        cell.alignment = Alignment(horizontal="center")
+        return cell
+    return _xlsx_value(sheet, value)

@@ -8,8 +8,12 @@ waits in an outbox row until the robot takes it, so neither a broker nor a robot
 loses it.
 """
 
+import base64
+import hashlib
+import hmac
 import json
 import logging
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable
@@ -18,7 +22,7 @@ from django.conf import settings
 from django.db import transaction
 
 from schools.models import User
-from visits.models import Notification, WebhookMessage
+from visits.models import GroupRobot, Notification, WebhookMessage
 
 logger = logging.getLogger("homevisit.notify")
 
@@ -31,13 +35,15 @@ class WebhookRejected(Exception):
     """The robot answered, but did not take the message (an HTTP error or a non-zero errcode)."""
 
 
-def notify(*, users: Iterable[User], title: str, body: str, link: str = "") -> list[Notification]:
-    """Tell ``users`` something: an in-app notification each, and one webhook message if configured."""
+def notify(*, users: Iterable[User], title: str, body: str, link: str = "", robot: bool = True) -> list[Notification]:
+    """Tell ``users`` something: an in-app notification each, and one webhook message if configured.
+    ``robot=False`` keeps the message in the app (a reminder whose group digest is sent separately,
+    see ``robot_digest_queue``)."""
     recipients = list({user.pk: user for user in users}.values())
     notifications = Notification.objects.bulk_create(
         Notification(user=user, title=title[:100], body=body[:500], link=link[:200]) for user in recipients
     )
-    if settings.NOTIFY_WEBHOOK_URL:
+    if robot and settings.NOTIFY_WEBHOOK_URL:
         from visits.tasks import notify_webhook_send
 
         # The message is a row in the caller's transaction: if the broker is down after the commit
@@ -68,3 +74,54 @@ def webhook_post(*, url: str, content: str) -> None:
         return  # a robot that answers 2xx without WeCom's JSON took the message
     if errcode:
         raise WebhookRejected(f"webhook answered errcode {errcode}: {answer[:200]!r}")
+
+
+# WeCom's text limit; DingTalk allows more, but one digest reads the same in both.
+ROBOT_TEXT_MAX_BYTES = 2048
+
+
+def robot_digest_queue(*, school_id: int, content: str) -> WebhookMessage | None:
+    """Queue one digest for a school's group robot (the county-wide robot when the school has none),
+    cut to ``ROBOT_TEXT_MAX_BYTES`` of UTF-8. It waits in the outbox until a robot takes it; None
+    when neither the school nor the county has a robot."""
+    if not settings.NOTIFY_WEBHOOK_URL and not GroupRobot.objects.filter(school_id=school_id, enabled=True).exists():
+        return None
+    from visits.tasks import notify_webhook_send
+
+    message = WebhookMessage.objects.create(content=fit_bytes(content, ROBOT_TEXT_MAX_BYTES), school_id=school_id)
+    transaction.on_commit(lambda: notify_webhook_send.delay(message.pk), robust=True)
+    return message
+
+
+def fit_bytes(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` bytes of UTF-8, at a line end where possible, marked 「……」."""
+    if len(text.encode("utf-8")) <= limit:
+        return text
+    tail = "\n……（更多请登录系统查看）"
+    room = limit - len(tail.encode("utf-8"))
+    cut = text.encode("utf-8")[:room].decode("utf-8", errors="ignore")
+    if "\n" in cut:
+        cut = cut[: cut.rindex("\n")]
+    return cut + tail
+
+
+def robot_target(message: WebhookMessage) -> tuple[GroupRobot | None, str, str, str] | None:
+    """(robot or None for the county's, kind, url, secret) that takes the message, or None."""
+    if message.school_id:
+        robot = GroupRobot.objects.filter(school_id=message.school_id, enabled=True).first()
+        if robot is not None:
+            return robot, robot.kind, robot.url, robot.secret
+    if settings.NOTIFY_WEBHOOK_URL:
+        return None, GroupRobot.Kind.WECOM, settings.NOTIFY_WEBHOOK_URL, ""
+    return None
+
+
+def dingtalk_signed_url(url: str, secret: str, *, now_ms: int | None = None) -> str:
+    """DingTalk's 加签: timestamp and HMAC-SHA256 of "timestamp\\nsecret", base64, URL-encoded."""
+    if not secret:
+        return url
+    timestamp = str(now_ms if now_ms is not None else int(time.time() * 1000))
+    digest = hmac.new(secret.encode("utf-8"), f"{timestamp}\n{secret}".encode(), hashlib.sha256).digest()
+    sign = urllib.parse.quote_plus(base64.b64encode(digest))
+    joiner = "&" if "?" in url else "?"
+    return f"{url}{joiner}timestamp={timestamp}&sign={sign}"
