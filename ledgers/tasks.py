@@ -35,5 +35,6 @@ def statistics_recompute_nightly(self) -> int | None:
         raise self.retry(countdown=settings.STATISTICS_RUN_LEASE.total_seconds() + 60)
     return run.pk if run else None
 
+
 # The special-student ledgers' beat jobs live in their own module; imported so the worker registers them.
 from ledgers import reminders  # noqa: E402, F401

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
+from ledgers.demo import demo_ledgers_build
 from ledgers.statistics import statistics_compute, statistics_history_backfill
 from schools.exports import display_width
 from schools.models import Campaign, School
@@ -72,6 +73,7 @@ class Command(BaseCommand):
     ) -> None:
         started = time.monotonic()
         activity = None
+        ledgers = None
         try:
             # Reset and build in one transaction: a build that fails leaves the old county in place.
             with transaction.atomic():
@@ -83,6 +85,7 @@ class Command(BaseCommand):
                 else:
                     summary = demo_county_build(schools=schools, students_per_school=students_per_school, seed=seed)
                     activity = None if no_visits else demo_activity_build(seed=seed, rounds_of_visits=visit_rounds)
+                    ledgers = None if no_visits else demo_ledgers_build(seed=seed)
         except DemoCountyError as error:
             raise CommandError(str(error)) from error
 
@@ -103,6 +106,8 @@ class Command(BaseCommand):
                 f"已生成已过阶段的家访记录 {activity.visits} 条、安全报备 {activity.safety_reports} 条、"
                 f"家长意见建议 {activity.suggestions} 条（其中待学校处理 {activity.open_suggestions} 条）。"
             )
+        if ledgers is not None:
+            self.stdout.write(f"特殊学生台账：{ledgers}")
         if summary is not None and not no_statistics:
             self._statistics_compute()
 
