@@ -96,6 +96,8 @@ class CalendarOverrideForm(Bootstrapped, forms.ModelForm):
 
 
 class GroupRobotForm(Bootstrapped, forms.ModelForm):
+    url = forms.URLField(label="Webhook 地址", max_length=300, assume_scheme="https")
+
     class Meta:
         model = GroupRobot
         fields = ["kind", "url", "secret", "enabled"]
