@@ -390,6 +390,124 @@ MATRIX = [
 ]
 
 
+# --- the special-student ledgers (issue 10) ----------------------------------------------------------
+
+
+def _orphan(w):
+    """王小明 (the head teacher's class) as an orphan: a care student, and special (left-behind) too."""
+    from students.models import StudentCategory
+
+    start = timezone.localdate() - datetime.timedelta(days=30)
+    for category in ("orphan", "left_behind"):
+        StudentCategory.objects.get_or_create(student=w.student, category=category, defaults={"start": start})
+    return w.student
+
+
+def _support_plan(w):
+    from ledgers.care_models import SupportPlan
+    from schools.models import SchoolYear
+
+    _orphan(w)
+    factories.SchoolYearFactory()
+    return SupportPlan.objects.create(
+        student=w.student,
+        school=w.school,
+        school_year=SchoolYear.current(),
+        study_measures="每周辅导两次。",
+        next_review_on=timezone.localdate() + datetime.timedelta(days=30),
+    )
+
+
+def _school_override(w):
+    from ledgers.care_models import CalendarOverride
+
+    today = timezone.localdate()
+    return CalendarOverride.objects.create(school=w.school, kind="holiday", start=today, end=today, name="地方假日")
+
+
+LEDGER_READERS = {"school_admin"} | COUNTY
+MATRIX += [
+    Row(
+        "support_plan_detail",
+        "the plan of a student of the head teacher's class",
+        lambda w: _url("support_plan_detail", _support_plan(w).public_id),
+        {"head_teacher", "school_admin"} | COUNTY,
+    ),
+    Row(
+        "support_plan_edit",
+        "changing a plan",
+        lambda w: _url("support_plan_edit", _support_plan(w).public_id),
+        {"head_teacher", "school_admin"},
+        denied_object="edit:",
+    ),
+    Row(
+        "support_plan_create",
+        "a new plan for a special student",
+        lambda w: _url("support_plan_create") + f"?student={_orphan(w).public_id}",
+        {"head_teacher", "school_admin"},
+    ),
+    Row(
+        "support_overview",
+        "the school's support ledger",
+        lambda w: _url("support_overview", w.school.pk),
+        LEDGER_READERS,
+    ),
+    Row(
+        "support_export",
+        "the school's support ledger as XLSX",
+        lambda w: _url("support_export", w.school.pk),
+        LEDGER_READERS,
+    ),
+    Row("care_overview", "the school's care log", lambda w: _url("care_overview", w.school.pk), LEDGER_READERS),
+    Row(
+        "care_month_export",
+        "the school's monthly care sheet",
+        lambda w: _url("care_month_export", w.school.pk),
+        LEDGER_READERS,
+    ),
+    Row(
+        "care_child",
+        "an orphan's care log",
+        lambda w: _url("care_child", _orphan(w).public_id),
+        {"head_teacher", "school_admin"} | COUNTY,
+    ),
+    Row(
+        "care_ask",
+        "recording an orphan's daily ask",
+        lambda w: _url("care_ask", _orphan(w).public_id),
+        {"head_teacher", "school_admin"},
+        ok=302,
+        method="post",
+        data={"outcome": "face"},
+    ),
+    Row(
+        "care_meeting",
+        "recording the weekly meeting",
+        lambda w: _url("care_meeting", _orphan(w).public_id),
+        SCHOOL_ADMIN,
+        ok=302,
+        method="post",
+        data={"met_on": timezone.localdate().isoformat()},
+    ),
+    Row(
+        "school_calendar",
+        "the school's calendar",
+        lambda w: _url("school_calendar", w.school.pk),
+        LEDGER_READERS,
+    ),
+    Row(
+        "calendar_override_delete",
+        "removing the school's local holiday",
+        lambda w: _url("calendar_override_delete", _school_override(w).pk),
+        SCHOOL_ADMIN,
+        ok=302,
+        method="post",
+    ),
+    Row("school_robot", "the school's group robot", lambda w: _url("school_robot", w.school.pk), SCHOOL_ADMIN),
+]
+QUERY_OBJECT_VIEWS |= {"support_plan_create"}
+
+
 def _url(name: str, *args) -> str:
     return reverse(name, args=args)
 
