@@ -426,7 +426,11 @@ def support_plan_save(
             )
             before = None
         else:
-            plan = SupportPlan.objects.select_for_update().select_related("student__school_class").get(pk=plan.pk)
+            plan = (
+                SupportPlan.objects.select_for_update(of=("self",))
+                .select_related("student__school_class")
+                .get(pk=plan.pk)
+            )
             if expected_version is not None and plan.version != expected_version:
                 raise ValidationError("这份计划已被他人修改，请刷新页面后再改。")
             before = _snapshot(plan)
