@@ -244,9 +244,14 @@ def _records(student_ids: list[int], *, start: datetime.date, today: datetime.da
     return asks, meetings
 
 
-def care_compliance_by_school(school_ids: list[int], *, today: datetime.date | None = None) -> dict[int, Compliance]:
+def care_compliance_by_school(
+    school_ids: list[int], *, today: datetime.date | None = None, start: datetime.date | None = None
+) -> dict[int, Compliance]:
     """Care-log compliance per school, for the statistics engine and the county's pages: the same
-    rule as ``care_log``; five queries for any number of schools."""
+    rule as ``care_log`` over the school days from ``start`` (default: each school's first term day
+    of the year) to the day before ``today``; five queries for any number of schools.
+
+    Shape: {school id: Compliance(asks_due, asks_done, meetings_due, meetings_done, children)}."""
     today = today or timezone.localdate()
     calendars = school_calendars(school_ids)
     students = list(
@@ -254,20 +259,20 @@ def care_compliance_by_school(school_ids: list[int], *, today: datetime.date | N
         .select_related("school_class__head_teacher")
         .prefetch_related(_care_categories())
     )
-    earliest = min((calendars[sid].year_start(today) for sid in school_ids), default=today)
+    starts = {sid: start or calendars[sid].year_start(today) for sid in school_ids}
+    earliest = min(starts.values(), default=today)
     asks, meetings = _records([s.pk for s in students], start=earliest, today=today)
     result = {sid: Compliance() for sid in school_ids}
     days_cache: dict[int, list[datetime.date]] = {}
     for student in students:
         calendar = calendars[student.school_id]
-        start = calendar.year_start(today)
         if student.school_id not in days_cache:
-            days_cache[student.school_id] = calendar.school_days(start, today)
+            days_cache[student.school_id] = calendar.school_days(starts[student.school_id], today)
         child = _child(
             student,
             calendar=calendar,
             school_days=days_cache[student.school_id],
-            start=start,
+            start=starts[student.school_id],
             today=today,
             asks=asks[student.pk],
             meetings=meetings[student.pk],

@@ -515,3 +515,28 @@ def test_reminders_wait_in_the_outbox_when_no_robot_is_reachable(care, settings,
     message = WebhookMessage.objects.get()
     assert message.school == care.school and message.sent_at is None and message.attempts >= 1
     assert timezone.now() - message.created_at < datetime.timedelta(minutes=1)
+
+
+def test_the_care_overview_keeps_its_query_count_whatever_the_children_and_days(
+    care, login, django_assert_max_num_queries
+):
+    client = login(care.school_admin)
+    url = reverse("care_overview", args=[care.school.pk])
+    with django_assert_max_num_queries(12):
+        client.get(url)
+    for n in range(6):
+        child = factories.StudentFactory(school_class=care.school_class if n % 2 else care.plain_class)
+        factories.StudentCategoryFactory(student=child, category="unsupported", start=datetime.date(2026, 9, 1))
+        CareAsk.objects.create(student=child, school=care.school, day=datetime.date(2026, 10, 13), outcome="face")
+    with django_assert_max_num_queries(12):
+        response = client.get(url)
+    assert response.context["log"].compliance.children == 7
+    home = reverse("school_detail", args=[care.school.pk])
+    with django_assert_max_num_queries(25):
+        client.get(home)
+
+
+def test_compliance_over_a_chosen_period_counts_only_its_school_days(care):
+    CareAsk.objects.create(student=care.student, school=care.school, day=datetime.date(2026, 10, 12), outcome="face")
+    figures = care_compliance_by_school([care.school.pk], start=datetime.date(2026, 10, 8))[care.school.pk]
+    assert (figures.asks_done, figures.asks_due) == (1, 5)  # 8, 9, 10, 12, 13 October
