@@ -34,18 +34,18 @@ GUARDIAN_WORDS = ("祖母", "祖父", "母亲", "父亲", "姑姑", "舅舅")
 
 @dataclass
 class DemoLedgersSummary:
-    def __str__(self) -> str:
-        return (
-            f"帮扶计划 {self.plans} 份（待建档 {self.plans_missing} 人，逾期待复核 {self.plans_overdue} 份），"
-            f"每日一问 {self.asks} 条（漏记 {self.asks_missed} 天），每周一见 {self.meetings} 条"
-        )
-
     plans: int = 0
     plans_missing: int = 0
     plans_overdue: int = 0
     asks: int = 0
     asks_missed: int = 0
     meetings: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"帮扶计划 {self.plans} 份（待建档 {self.plans_missing} 人，逾期待复核 {self.plans_overdue} 份），"
+            f"每日一问 {self.asks} 条（漏记 {self.asks_missed} 天），每周一见 {self.meetings} 条"
+        )
 
 
 def demo_ledgers_build(*, seed: int, today: datetime.date | None = None) -> DemoLedgersSummary:

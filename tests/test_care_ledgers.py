@@ -540,3 +540,12 @@ def test_compliance_over_a_chosen_period_counts_only_its_school_days(care):
     CareAsk.objects.create(student=care.student, school=care.school, day=datetime.date(2026, 10, 12), outcome="face")
     figures = care_compliance_by_school([care.school.pk], start=datetime.date(2026, 10, 8))[care.school.pk]
     assert (figures.asks_done, figures.asks_due) == (1, 5)  # 8, 9, 10, 12, 13 October
+
+
+def test_a_students_page_links_to_the_plan_to_write_and_the_care_log(care, login):
+    factories.StudentCategoryFactory(student=care.student, category="left_behind", start=datetime.date(2026, 8, 1))
+    page = login(care.head_teacher).get(reverse("student_detail", args=[care.student.public_id])).content.decode()
+    links = page[page.index('data-testid="student-ledgers"') :][:800]
+    assert "待建档" in links and reverse("care_child", args=[care.student.public_id]) in links
+    plain = login(care.teacher).get(reverse("student_detail", args=[care.student.public_id])).content.decode()
+    assert 'data-testid="student-ledgers"' not in plain  # a teacher of the class who is not its head teacher

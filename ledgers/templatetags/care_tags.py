@@ -2,9 +2,11 @@
 child) and the school admin's summary (待建档, 入户不足2次, last school day's missed asks)."""
 
 from django import template
+from django.utils import timezone
 
-from ledgers.care import care_log, care_today
-from ledgers.support import support_counts, support_ledger
+from ledgers.care import care_log, care_students_visible_to, care_today
+from ledgers.care_models import SupportPlan
+from ledgers.support import can_edit_plan, special_students, support_counts, support_ledger
 from schools.models import Role
 
 register = template.Library()
@@ -36,3 +38,18 @@ def ledgers_summary(school):
     """For the school admin's home page: the ledgers' open work with links to each list."""
     log = care_log(school)
     return {"school": school, "support": support_counts(school), "log": log, "missed": log.missed_last_day}
+
+
+@register.inclusion_tag("ledgers/_student_ledger_links.html", takes_context=True)
+def student_ledger_links(context, student):
+    """On a student's page: the link to this year's support plan (or to write it, 待建档) and to the
+    care log, for those whose scope holds them. Three queries at most."""
+    user = context["request"].user
+    plan = SupportPlan.objects.visible_to(user).filter(student=student).order_by("-school_year__start").first()
+    special = special_students(student.school, today=timezone.localdate()).filter(pk=student.pk).exists()
+    return {
+        "student": student,
+        "plan": plan,
+        "may_create": special and plan is None and can_edit_plan(user, student),
+        "care": care_students_visible_to(user).filter(pk=student.pk).exists(),
+    }
