@@ -101,4 +101,6 @@ class GroupRobotForm(Bootstrapped, forms.ModelForm):
     class Meta:
         model = GroupRobot
         fields = ["kind", "url", "secret", "enabled"]
-        widgets = {"secret": forms.PasswordInput(render_value=True)}
+        widgets = {
+            "secret": forms.PasswordInput(render_value=False, attrs={"placeholder": "已保存的密钥不显示；留空则不修改"})
+        }

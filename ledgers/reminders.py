@@ -232,7 +232,8 @@ def group_robot_save(*, school: School, values: dict, acting_user: User) -> Grou
         robot = GroupRobot.objects.select_for_update().filter(school=school).first() or GroupRobot(school=school)
         robot.kind = values.get("kind") or GroupRobot.Kind.WECOM
         robot.url = url
-        robot.secret = (values.get("secret") or "").strip()
+        # The secret is never shown again: an empty field keeps the one saved.
+        robot.secret = (values.get("secret") or "").strip() or robot.secret
         robot.enabled = bool(values.get("enabled"))
         robot.failing_since = None
         robot.last_error = ""
