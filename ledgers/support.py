@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q
 from django.utils import timezone
 
 from ledgers.care_models import PLAN_HEADINGS, SupportPlan, SupportPlanRevision, SupportPrompt
@@ -177,8 +177,11 @@ def support_ledger(
     For a teacher, only the students whose plans the teacher may see (head teacher or responsible)."""
     today = today or timezone.localdate()
     year = SchoolYear.current(today)
+    students = special_students(school, today=today)
+    if user.role == Role.TEACHER:
+        students = students.filter(Q(school_class__head_teacher=user) | Q(support_plans__responsible_teacher=user))
     students = list(
-        special_students(school, today=today)
+        students.distinct()
         .select_related("school_class__head_teacher")
         .prefetch_related(Prefetch("categories", queryset=StudentCategory.objects.in_force_on(today)))
     )
@@ -235,6 +238,29 @@ def support_ledger(
         ),
     )
     return SupportLedger(school=school, year=year, rows=rows, classes=classes, totals=totals)
+
+
+def teacher_ledger_flags(user: User, *, today: datetime.date | None = None) -> tuple[bool, bool]:
+    """(has special students, has care students) among those the teacher heads or is responsible
+    for: one query, so that a teacher with neither pays nothing more on the home page."""
+    today = today or timezone.localdate()
+    in_force = StudentCategory.objects.in_force_on(today)
+    flags = (
+        Student.objects.active()
+        .filter(school_id=user.school_id)
+        .filter(Q(school_class__head_teacher=user) | Q(support_plans__responsible_teacher=user))
+        .annotate(
+            special=Exists(in_force.filter(student=OuterRef("pk"), category__in=SPECIAL_CATEGORIES)),
+            care=Exists(
+                in_force.filter(student=OuterRef("pk"), category__in=CARE_CATEGORIES),
+            ),
+        )
+        .filter(Q(special=True) | Q(care=True))
+        .values_list("special", "care")
+        .distinct()
+    )
+    found = list(flags)
+    return any(s for s, _c in found), any(c for _s, c in found)
 
 
 def _heads(row: SupportRow, user: User) -> bool:

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from ledgers.care import care_log, care_students_visible_to, care_today
 from ledgers.care_models import SupportPlan
-from ledgers.support import can_edit_plan, special_students, support_counts, support_ledger
+from ledgers.support import can_edit_plan, special_students, support_counts, support_ledger, teacher_ledger_flags
 from schools.models import Role
 
 register = template.Library()
@@ -15,19 +15,23 @@ register = template.Library()
 @register.inclusion_tag("ledgers/_care_today.html", takes_context=True)
 def care_today_card(context):
     """For a teacher: today's asks of the care children of the classes they head, and how many of
-    their special students have no plan. Nothing for anyone else."""
+    their special students have no plan. One query for a teacher with neither; nothing for others."""
     request = context["request"]
     user = request.user
     if user.role != Role.TEACHER or not user.school_id:
         return {"card": None, "support": None}
-    mine = support_ledger(user.school, user=user)
-    return {
-        "card": care_today(user),
-        "support": {
+    has_special, has_care = teacher_ledger_flags(user)
+    support = None
+    if has_special:
+        mine = support_ledger(user.school, user=user)
+        support = {
             "total": len(mine.rows),
             "no_plan": sum(1 for r in mine.rows if r.needs_plan),
             "below_two": sum(1 for r in mine.rows if r.below_two),
-        },
+        }
+    return {
+        "card": care_today(user) if has_care else None,
+        "support": support,
         "next": request.get_full_path(),
         "csrf_token": context.get("csrf_token"),
     }
