@@ -212,7 +212,7 @@ STATISTICS_REFRESH_DELAY = datetime.timedelta(
     seconds=env_int("STATISTICS_REFRESH_DELAY_SECONDS", 0 if CELERY_TASK_ALWAYS_EAGER else 30, minimum=0)
 )
 STATISTICS_MAX_STALENESS = datetime.timedelta(minutes=5)
-STATISTICS_RUN_LEASE = datetime.timedelta(minutes=10)
+STATISTICS_RUN_LEASE = datetime.timedelta(minutes=1)  # SQLite's claim; PostgreSQL's dies with its connection
 
 LOGGING = {
     "version": 1,

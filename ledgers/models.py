@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from schools.models import BUREAU_ROLES, Campaign, Role, School, Zone
+from visits.periods import WHOLE_CAMPAIGN as PERIOD_WHOLE_CAMPAIGN
 
 
 class Level(models.TextChoices):
@@ -21,8 +22,9 @@ class Level(models.TextChoices):
     CLASS = "class", _("班级")
 
 
-# The period of a row: the whole campaign, or one phase (a ``Phase.Kind`` value).
-WHOLE_CAMPAIGN = "campaign"
+# The period of a row: the whole campaign, or one phase (a ``Phase.Kind`` value). Defined with the
+# periods themselves (``visits.periods``), which the engine and the teacher's pages both count by.
+WHOLE_CAMPAIGN = PERIOD_WHOLE_CAMPAIGN
 
 
 def rate(numerator: int, denominator: int) -> Decimal | None:
@@ -152,9 +154,10 @@ class UnitStatisticsDay(models.Model):
 
 
 class StatisticsRun(models.Model):
-    """A full recompute's progress: schools are done in id order and ``last_school_id`` says how
-    far it got, so a run killed midway is finished by the next one (rows are upserted, never
-    incremented, so redoing a school counts nothing twice)."""
+    """A full recompute's progress: the figure sets are written in order and ``steps_done`` says
+    how many are stored, so a run killed midway is finished by the next one from the first step not
+    done (rows are upserted, never incremented, so redoing a step counts nothing twice).
+    ``last_school_id`` is no longer used (runs were once chunked by school)."""
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
     started_at = models.DateTimeField()
@@ -162,6 +165,7 @@ class StatisticsRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     last_school_id = models.PositiveIntegerField(default=0)
     schools_done = models.PositiveIntegerField(default=0)
+    steps_done = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         verbose_name = _("统计计算任务")
@@ -175,6 +179,24 @@ class StatisticsRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.campaign_id} {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class SchoolStatisticsCheck(models.Model):
+    """When a school's rows were last computed, whether or not a figure changed (a row whose figures
+    did not change is not rewritten, so its ``computed_at`` says when its figures last changed).
+    One narrow row per campaign and school, rewritten by every computation of the school."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="+")
+    computed_at = models.DateTimeField(_("计算时间"))
+
+    class Meta:
+        verbose_name = _("学校统计计算时间")
+        verbose_name_plural = _("学校统计计算时间")
+        constraints = [models.UniqueConstraint(fields=["campaign", "school"], name="unique_school_statistics_check")]
+
+    def __str__(self) -> str:
+        return f"{self.school_id} {self.computed_at:%Y-%m-%d %H:%M}"
 
 
 class TeacherStatisticsQuerySet(models.QuerySet):

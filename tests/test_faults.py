@@ -44,6 +44,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 import visits.services
+from ledgers import statistics
 from ledgers.models import StatisticsRun
 from ledgers.statistics import statistics_compute
 from ledgers.tasks import statistics_recompute_nightly, statistics_refresh_stale_sweep
@@ -179,8 +180,8 @@ def test_with_the_broker_down_the_safety_alarm_and_check_in_still_notify_in_the_
 # --- a worker killed in the middle of the nightly recompute -------------------------------------
 
 # The worker runs in a subprocess so that it can be SIGKILLed. This wrapper around `celery worker`
-# shares the test's clock (the county is built for NOW), stores one school per chunk and pauses
-# after each stored chunk (through statistics_recompute_all's ``on_chunk``), so that the kill lands
+# shares the test's clock (the county is built for NOW) and pauses after each stored step (through
+# statistics_recompute_all's ``on_step``), so that the kill lands
 # in the middle of the run; and it shortens the lease and the broker's visibility timeout, so the
 # next worker gets the message back within seconds rather than an hour. Production code has no
 # test hook.
@@ -194,10 +195,9 @@ django.setup()
 from django.conf import settings
 from homevisit.celery import app
 from ledgers import statistics, tasks
-statistics.CHUNK_SCHOOLS = 1
 settings.STATISTICS_RUN_LEASE = datetime.timedelta(seconds=params["lease"])
 tasks.statistics_recompute_all = functools.partial(
-    statistics.statistics_recompute_all, on_chunk=lambda run: time.sleep(params["pause"])
+    statistics.statistics_recompute_all, on_step=lambda run: time.sleep(params["pause"])
 )
 app.conf.broker_transport_options = {**app.conf.broker_transport_options, **params["transport_options"]}
 app.worker_main([
@@ -332,16 +332,16 @@ def test_a_worker_killed_in_the_nightly_recompute_is_replaced_and_the_run_finish
             statistics_recompute_nightly.apply_async(queue=queue, connection=conn)
 
         _wait_for(
-            lambda: StatisticsRun.objects.filter(schools_done__gte=2).exists(),
+            lambda: StatisticsRun.objects.filter(steps_done__gte=2).exists(),
             seconds=30,
             worker=first,
-            what="two stored chunks",
+            what="two stored steps",
         )
         first.process.send_signal(signal.SIGKILL)
         first.process.wait()
         run = StatisticsRun.objects.get()
-        assert run.finished_at is None and 2 <= run.schools_done < SCHOOLS
-        killed_at = run.schools_done
+        assert run.finished_at is None and 2 <= run.steps_done < len(statistics.FIGURE_SETS)
+        killed_at = run.steps_done
 
         # The next worker comes up once the dead one's lease has run out (a real restart takes longer).
         while timezone.now() < run.heartbeat_at + datetime.timedelta(seconds=LEASE_SECONDS + 0.3):
@@ -367,7 +367,8 @@ def test_a_worker_killed_in_the_nightly_recompute_is_replaced_and_the_run_finish
     received = [_task_ids(worker.log, "received") for worker in workers]
     assert received[0] == received[1] == _task_ids(second.log, "succeeded") and len(received[0]) == 1
     run = StatisticsRun.objects.get()  # the same run, resumed, not a new one
-    assert run.schools_done == SCHOOLS, f"killed after {killed_at}; every school stored exactly once"
+    assert run.steps_done == len(statistics.FIGURE_SETS), f"killed after step {killed_at}; resumed, not restarted"
+    assert run.schools_done == SCHOOLS
     assert_every_row_matches(expected_rows(county["campaign"], county["phases"]))
     assert time.monotonic() - started < 60
 

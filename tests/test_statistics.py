@@ -148,7 +148,15 @@ def in_force(student: Student) -> set[str]:
 
 def expected_rows(campaign, phases) -> dict[tuple[str, str, int], dict]:
     """Every row's figures, counted one object at a time."""
-    periods = {WHOLE_CAMPAIGN: set(phases.values())} | {kind: {phase} for kind, phase in phases.items()}
+    phases = {p.kind: p for p in Phase.objects.filter(campaign=campaign)}  # as edited since
+    # A period is a range of local days: a phase's dates, or the whole campaign from the first
+    # phase's start to the last one's end, the days between phases included (DESIGN §1, §7).
+    periods = {WHOLE_CAMPAIGN: (min(p.start for p in phases.values()), max(p.end for p in phases.values()))}
+    periods |= {kind: (phase.start, phase.end) for kind, phase in phases.items()}
+
+    def day_of(visit) -> datetime.date:
+        return timezone.localtime(visit.visited_at).date()
+
     students = list(Student.objects.filter(status=Student.Status.ACTIVE))
     categories = {s.pk: in_force(s) for s in students}
     submitted = list(Visit.objects.filter(status=Visit.Status.SUBMITTED).prefetch_related("students", "companions"))
@@ -188,8 +196,8 @@ def expected_rows(campaign, phases) -> dict[tuple[str, str, int], dict]:
             assigned = set(unit.assignments.values_list("teacher_id", flat=True))
             unit_staff = {pk for pk in heads | assigned if any(u.pk == pk for u in staff)}
         ids = {s.pk for s in unit_students}
-        for code, period_phases in periods.items():
-            visits_in = [v for v in submitted if v.phase in period_phases]
+        for code, (first, last) in periods.items():
+            visits_in = [v for v in submitted if first <= day_of(v) <= last]
             visited = {s.pk for v in visits_in for s in v.students.all()} & ids
             revisit = code == Phase.Kind.REVISIT
             required = {pk for pk in ids if categories[pk] & (FOCUS | SPECIAL)} if revisit else ids
@@ -222,23 +230,21 @@ def expected_rows(campaign, phases) -> dict[tuple[str, str, int], dict]:
             }
             if level == Level.SCHOOL:
                 figures["open_feedback"] = Suggestion.objects.filter(to_school=True, visit__in=unit_visits).count()
-                starts = [p.start for p in period_phases]
-                ends = [p.end for p in period_phases]
                 figures["overdue_safety_reports"] = sum(
                     1
                     for r in SafetyReport.objects.filter(school=unit, overdue_notified_at__isnull=False)
-                    if starts and min(starts) <= timezone.localtime(r.planned_start).date() <= max(ends)
+                    if first <= timezone.localtime(r.planned_start).date() <= last
                 )
             rows[(level, code, unit_id)] = figures
     # Zones and the county: straight from the objects again, not summed from the school rows.
-    for code, period_phases in periods.items():
+    for code, (first, last) in periods.items():
         for zone_id in set(School.objects.values_list("zone_id", flat=True)):
             rows[(Level.ZONE, code, zone_id)] = _sum_by(
                 rows, code, {s.pk for s in School.objects.filter(zone_id=zone_id)}
             )
         rows[(Level.COUNTY, code, 0)] = _sum_by(rows, code, set(School.objects.values_list("pk", flat=True)))
         # Distinct teachers over the zone, counted from the visits themselves.
-        visits_in = [v for v in submitted if v.phase in period_phases]
+        visits_in = [v for v in submitted if first <= day_of(v) <= last]
         everyone = {pk for v in visits_in for pk in people(v)} & {u.pk for u in staff}
         assert rows[(Level.COUNTY, code, 0)]["teachers_participating"] == len(everyone)
     return rows
@@ -257,6 +263,13 @@ def _sum_by(rows, code, school_ids) -> dict:
                 else:
                     total[name] += value
     return dict(total)
+
+
+def in_campaign(campaign) -> set[int]:
+    """Ids of the visits dated from the first phase's start to the last phase's end (local days)."""
+    phases = list(Phase.objects.filter(campaign=campaign))
+    first, last = min(p.start for p in phases), max(p.end for p in phases)
+    return {v.pk for v in Visit.objects.all() if first <= timezone.localtime(v.visited_at).date() <= last}
 
 
 def stored(level, code, unit_id) -> UnitStatistics:
@@ -365,7 +378,7 @@ def test_the_teacher_figures_count_their_own_students_and_records():
                 "pk", flat=True
             )
         )
-        took_part = Visit.objects.filter(status=Visit.Status.SUBMITTED, phase__campaign=campaign).filter(
+        took_part = Visit.objects.filter(status=Visit.Status.SUBMITTED, pk__in=in_campaign(campaign)).filter(
             pk__in=set(teacher.led_visits.values_list("pk", flat=True))
             | set(teacher.joined_visits.values_list("pk", flat=True))
         )
@@ -416,7 +429,7 @@ def test_the_history_backfill_counts_only_the_visits_made_by_each_day():
 
     before = [
         v
-        for v in Visit.objects.filter(status=Visit.Status.SUBMITTED, phase__campaign=campaign)
+        for v in Visit.objects.filter(status=Visit.Status.SUBMITTED, pk__in=in_campaign(campaign))
         if timezone.localtime(v.visited_at).date() <= day
     ]
     active = set(Student.objects.filter(status=Student.Status.ACTIVE).values_list("pk", flat=True))
