@@ -6,10 +6,8 @@ from django.utils.translation import gettext_lazy as _
 
 from schools.models import (
     AuditEvent,
-    Campaign,
     ImportJob,
     InspectorAssignment,
-    Phase,
     School,
     SchoolClass,
     SchoolYear,
@@ -17,18 +15,9 @@ from schools.models import (
     User,
     Zone,
 )
+from schools.services import account_school_change
 
-
-class PhaseInline(admin.TabularInline):
-    model = Phase
-    extra = 0
-    min_num = 1
-
-
-@admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
-    list_display = ["year", "name", "school_year"]
-    inlines = [PhaseInline]
+# The campaign and its phases are edited in visits/admin.py: moving a phase moves the visits filed.
 
 
 @admin.register(SchoolYear)
@@ -97,6 +86,19 @@ class UserAdmin(BaseUserAdmin):
         (_("权限"), {"fields": ["is_active", "is_staff", "is_superuser"]}),
         (_("时间"), {"fields": ["last_login", "date_joined"]}),
     ]
+
+    def save_model(self, request, obj, form, change):
+        """A move to another school goes through ``account_school_change`` (it ends the account's
+        head-teacher and teaching assignments at the old school)."""
+        if change and "school" in form.changed_data:
+            new_school = obj.school
+            obj.school = User.objects.get(pk=obj.pk).school
+            super().save_model(request, obj, form, change)
+            account_school_change(user=obj, school=new_school, acting_user=request.user)
+            obj.refresh_from_db()
+            return
+        super().save_model(request, obj, form, change)
+
     add_fieldsets = [
         (
             None,

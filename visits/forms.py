@@ -5,10 +5,11 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from schools.models import User
+from schools.models import Campaign, User
 from students.models import Student
 from visits.attachments import PreparedFile, attachment_prepare
 from visits.models import Content, Method, Visit
+from visits.periods import campaign_span_text
 from visits.services import FUTURE_TOLERANCE, SUGGESTIONS_MAX, VisitData
 
 DATETIME_INPUT = "%Y-%m-%dT%H:%M"
@@ -92,6 +93,7 @@ class VisitForm(forms.Form):
             User.objects.filter(school_id=school_id, is_active=True).exclude(pk=lead_id).order_by("real_name")
         )
         self.existing_attachments = visit.attachments.count() if visit else 0
+        self.fields["visited_at"].help_text = campaign_span_text(Campaign.current())
 
     def clean_visited_at(self):
         visited_at = self.cleaned_data["visited_at"]

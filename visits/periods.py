@@ -93,3 +93,29 @@ def school_year_window(campaign: Campaign, today: datetime.date) -> tuple[dateti
     if year is None:
         return start_of(datetime.date(campaign.year, 1, 1)), start_of(datetime.date(campaign.year + 1, 1, 1))
     return start_of(year.start), start_of(year.end + datetime.timedelta(days=1))
+
+
+def campaign_span_text(campaign: Campaign | None) -> str:
+    """The form's note on which dates count (DESIGN §1, §7), or "" without a campaign."""
+    windows = campaign_windows(campaign) if campaign else []
+    if not windows:
+        return ""
+    whole = windows[0]
+    return (
+        f"本年度家访活动：{whole.first:%Y年%m月%d日}至{whole.last:%Y年%m月%d日}（含各阶段之间的日子）；"
+        "日期不在此期间的家访可以保存，但不计入任何统计期间。"
+    )
+
+
+def outside_campaign_notice(moment: datetime.datetime) -> str:
+    """What to tell a teacher whose visit is dated in no period of the campaign, or ""."""
+    day = timezone.localdate(moment)
+    campaign = Campaign.current(day)
+    windows = campaign_windows(campaign) if campaign else []
+    if not windows or windows[0].first <= day <= windows[0].last:
+        return ""
+    whole = windows[0]
+    return (
+        f"家访日期 {day:%Y-%m-%d} 不在本年度家访活动期间（{whole.first:%Y-%m-%d} 至 {whole.last:%Y-%m-%d}），"
+        "这次家访已保存，但不计入任何统计期间。"
+    )

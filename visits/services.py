@@ -5,12 +5,14 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from schools.models import AuditEvent, Campaign, Phase, Role, School, User
 from schools.services import audit_event_record, statistics_refresh_request
 from students.models import Student
 from visits.models import Content, Method, Revision, Suggestion, Visit
+from visits.periods import campaign_windows
 
 # A phone's clock may run a little ahead of the server's.
 FUTURE_TOLERANCE = datetime.timedelta(minutes=10)
@@ -120,6 +122,56 @@ def _visit_write(
 def phase_on(day: datetime.date) -> Phase | None:
     """The campaign phase whose dates contain ``day`` (a visit belongs to it)."""
     return Phase.objects.filter(start__lte=day, end__gte=day).select_related("campaign").first()
+
+
+def phase_dates_update(*, phase: Phase, start: datetime.date, end: datetime.date, acting_user: User) -> Phase:
+    """Move a phase's dates (DESIGN §1): the visits already filed move with them. One transaction:
+    the phase is checked (``full_clean``: no overlap with the campaign's other phases) and saved,
+    every visit's stored phase is derived again from its date, and the statistics are asked for.
+    Raises ``ValidationError`` (nothing changed) on bad dates."""
+    with transaction.atomic():
+        phase = Phase.objects.select_for_update().get(pk=phase.pk)
+        before = (phase.start, phase.end)
+        phase.start, phase.end = start, end
+        phase.full_clean()
+        phase.save(update_fields=["start", "end"])
+        moved = campaign_visit_phases_derive(campaign=phase.campaign, acting_user=acting_user)
+        audit_event_record(
+            action=AuditEvent.Action.CHANGE,
+            user=acting_user,
+            object_type="schools.Phase",
+            object_id=str(phase.pk),
+            detail={"before": [d.isoformat() for d in before], "after": [start.isoformat(), end.isoformat()],
+                    "visits_moved": moved},
+        )  # fmt: skip
+    return phase
+
+
+def campaign_visit_phases_derive(*, campaign: Campaign, acting_user: User) -> int:
+    """Derive every visit's stored phase again from its date after the campaign's phases changed
+    (the statistics never read the stored phase; the lists and records show it). Marks every
+    school's statistics stale — the whole campaign's span, the safety reports and the drafts of a
+    period may all move — and asks at once for the schools whose visits moved. Runs in the caller's
+    transaction (the admin's save, or ``phase_dates_update``). Returns the number of visits moved."""
+    with transaction.atomic():
+        windows = campaign_windows(campaign)
+        moved_schools: set[int] = set()
+        moved = 0
+        in_a_phase = Q()
+        for window in windows[1:]:
+            stale = Visit.objects.filter(window.q()).exclude(phase=window.phase)
+            moved_schools |= set(stale.values_list("school_id", flat=True).distinct())
+            moved += stale.update(phase=window.phase)
+            in_a_phase |= window.q()
+        gone = Visit.objects.filter(phase__campaign=campaign)
+        if windows:
+            gone = gone.exclude(in_a_phase)
+        moved_schools |= set(gone.values_list("school_id", flat=True).distinct())
+        moved += gone.update(phase=None)
+        School.objects.update(statistics_stale_since=timezone.now())
+        for school_id in sorted(moved_schools):
+            statistics_refresh_request(school_id=school_id)
+    return moved
 
 
 def _school_of(user: User) -> School:

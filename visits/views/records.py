@@ -19,6 +19,7 @@ from students.models import SENSITIVE_CATEGORIES, Category, Student, StudentCate
 from visits.attachments import attachment_add, attachment_delete
 from visits.forms import SuggestionFormSet, VisitForm, suggestions_from
 from visits.models import Attachment, SafetyReport, Visit
+from visits.periods import outside_campaign_notice
 from visits.selectors import Period, VisitStatus, my_students, student_statuses, visits_of_student
 from visits.services import VisitConflict, visit_save_draft, visit_submit
 
@@ -169,6 +170,9 @@ def _visit_form(request, *, visit, initial, suggestions=(), report=None) -> Http
                     messages.success(request, "家访记录已提交。" if submit else "修改已保存，修改记录已留存。")
                 else:
                     messages.info(request, "草稿已保存，可以随时回来继续填写。")
+                notice = outside_campaign_notice(saved.visited_at)
+                if notice:
+                    messages.warning(request, notice)
                 return redirect("visit_detail", public_id=saved.public_id)
     else:
         form = VisitForm(initial=initial, user=request.user, visit=visit)
