@@ -93,7 +93,8 @@ TEACHER_FIGURES = (
     "records_complete",
     "records_draft",
 )
-WORK_TABLES = ("stw_period", "stw_visit", "stw_seen", "stw_people", "stw_class_staff", "stw_student")
+WORK_MEM = "64MB"  # per sort or hash of the run's statements, on PostgreSQL
+WORK_TABLES = ("stw_period", "stw_visit", "stw_seen", "stw_people", "stw_reach", "stw_class_staff", "stw_student")
 
 
 # --- SQL helpers -------------------------------------------------------------------------------
@@ -246,6 +247,8 @@ class _Run:
 def _working_set_build(run: _Run) -> None:
     """The temporary tables every figure set reads, built once per run on the run's connection."""
     _working_set_drop()
+    if _postgresql():  # aggregates of many columns: keep them in memory (reset by _working_set_drop)
+        run.execute(f"SET work_mem = '{WORK_MEM}'")
     run.execute("CREATE TEMP TABLE stw_period (idx integer PRIMARY KEY, code varchar(20), revisit integer)")
     with connection.cursor() as cursor:
         cursor.executemany(
@@ -296,6 +299,16 @@ def _working_set_build(run: _Run) -> None:
         SELECT w.visit_id, vc.user_id, w.phase_no, w.in_home, 0 AS is_lead
         FROM stw_visit w JOIN visits_visit_companions vc ON vc.visit_id = w.visit_id
         WHERE w.phase_no IS NOT NULL
+    """)
+    # Who reached whom: per (member of staff, student) of the campaign's visits, seen per period.
+    # The class participation and the teacher figures both read it (the one join of people and
+    # students of a run).
+    run.execute(f"""
+        CREATE TEMP TABLE stw_reach AS
+        SELECT pe.user_id, se.student_id, se.class_id,
+               {run.each("MAX(CASE WHEN pe.{in_period} THEN 1 ELSE 0 END) AS seen_{i}")}
+        FROM stw_people pe JOIN stw_seen se ON se.visit_id = pe.visit_id
+        GROUP BY pe.user_id, se.student_id, se.class_id
     """)
     # A class's staff: its head teacher and its assigned teachers, active staff accounts only.
     run.execute(f"""
@@ -357,6 +370,8 @@ def _working_set_drop() -> None:
     with connection.cursor() as cursor:
         for table in WORK_TABLES:
             cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        if _postgresql():
+            cursor.execute("RESET work_mem")
 
 
 # --- the figure sets ---------------------------------------------------------------------------
@@ -423,10 +438,9 @@ def _class_rows(run: _Run) -> None:
     select = f"""
         WITH st AS ({_students_aggregate(run, "class_id")}),
         took AS (
-            SELECT se.class_id, pe.user_id, {run.each("MAX(CASE WHEN pe.{in_period} THEN 1 ELSE 0 END) AS took_{i}")}
-            FROM stw_seen se JOIN stw_people pe ON pe.visit_id = se.visit_id
-            WHERE se.class_id IS NOT NULL
-            GROUP BY se.class_id, pe.user_id
+            SELECT class_id, user_id, {run.each("MAX(seen_{i}) AS took_{i}")}
+            FROM stw_reach WHERE class_id IS NOT NULL
+            GROUP BY class_id, user_id
         ),
         staff AS (
             SELECT cs.class_id, COUNT(*) AS staff_total, {run.each("SUM(COALESCE(took.took_{i}, 0)) AS took_{i}")}
@@ -434,11 +448,14 @@ def _class_rows(run: _Run) -> None:
             LEFT JOIN took ON took.class_id = cs.class_id AND took.user_id = cs.user_id
             GROUP BY cs.class_id
         ),
+        class_visits AS (  -- a visit of two students of one class (siblings) counts once in it
+            SELECT DISTINCT class_id, visit_id, phase_no, in_home
+            FROM stw_seen WHERE class_id IS NOT NULL AND phase_no IS NOT NULL
+        ),
         visits AS (
-            SELECT class_id,
-                   {run.each("COUNT(DISTINCT CASE WHEN {in_period} THEN visit_id END) AS visits_{i}")},
-                   {run.each("COUNT(DISTINCT CASE WHEN {in_period} AND in_home = 1 THEN visit_id END) AS in_home_{i}")}
-            FROM stw_seen WHERE class_id IS NOT NULL AND phase_no IS NOT NULL GROUP BY class_id
+            SELECT class_id, {run.each("SUM(CASE WHEN {in_period} THEN 1 ELSE 0 END) AS visits_{i}")},
+                   {run.each("SUM(CASE WHEN {in_period} THEN in_home ELSE 0 END) AS in_home_{i}")}
+            FROM class_visits GROUP BY class_id
         )
         SELECT %(campaign)s, p.code, {_lit(Level.CLASS)}, c.id,
                {grade_label} || '（' || c.number || '）班', sc.zone_id, c.school_id, {sort_key},
@@ -556,18 +573,13 @@ def _teacher_rows(run: _Run) -> None:
     submitted and in draft (every draft for the whole campaign, else drafts dated in the phase)."""
     true = _true()
     select = f"""
-        WITH own AS (
-            SELECT DISTINCT cs.user_id, s.student_id FROM stw_class_staff cs
+        WITH own AS (  -- (class, teacher) pairs are distinct and a student has one class
+            SELECT cs.user_id, s.student_id FROM stw_class_staff cs
             JOIN stw_student s ON s.class_id = cs.class_id
-        ),
-        seen AS (
-            SELECT pe.user_id, se.student_id, {run.each("MAX(CASE WHEN pe.{in_period} THEN 1 ELSE 0 END) AS seen_{i}")}
-            FROM stw_people pe JOIN stw_seen se ON se.visit_id = pe.visit_id
-            GROUP BY pe.user_id, se.student_id
         ),
         students AS (
             SELECT own.user_id, COUNT(*) AS assigned, {run.each("SUM(COALESCE(seen.seen_{i}, 0)) AS seen_{i}")}
-            FROM own LEFT JOIN seen ON seen.user_id = own.user_id AND seen.student_id = own.student_id
+            FROM own LEFT JOIN stw_reach seen ON seen.user_id = own.user_id AND seen.student_id = own.student_id
             GROUP BY own.user_id
         ),
         visits AS (
