@@ -76,6 +76,9 @@ class VisitForm(forms.Form):
         widget=MultipleFileInput(attrs={"accept": "image/jpeg,image/png,image/heic,image/heif,application/pdf"}),
     )
     version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+    # Rendered by the server when a new record's form is shown (visits.views.records.visit_create);
+    # posted back unchanged, also by the offline copy in the browser: see visit_submit.
+    submission_key = forms.UUIDField(widget=forms.HiddenInput, required=False)
 
     def __init__(self, *args, user: User, visit: Visit | None = None, **kwargs):
         super().__init__(*args, **kwargs)

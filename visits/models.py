@@ -94,6 +94,10 @@ class Visit(models.Model):
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
     updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
     submitted_at = models.DateTimeField(_("提交时间"), null=True, blank=True)
+    # The key the form was rendered with (visits.services.visit_submit's ``submission_key``): a
+    # repeat of the same submission — a double tap, a resend — finds this record instead of
+    # making a second one. Empty for records made without a form key.
+    submission_key = models.UUIDField(_("提交键"), null=True, blank=True, unique=True, editable=False)
 
     objects = VisitQuerySet.as_manager()
 
@@ -255,6 +259,8 @@ class SafetyReport(models.Model):
     closed_at = models.DateTimeField(_("关闭时间"), null=True, blank=True)
     close_reason = models.CharField(_("关闭原因"), max_length=300, blank=True)
     created_at = models.DateTimeField(_("报备时间"), auto_now_add=True)
+    # As Visit.submission_key: the key the form was rendered with; a repeat finds this report.
+    submission_key = models.UUIDField(_("提交键"), null=True, blank=True, unique=True, editable=False)
 
     objects = SafetyReportQuerySet.as_manager()
 

@@ -1,10 +1,11 @@
 """Writes of visit records: drafts, submission, corrections with their history (DESIGN §4)."""
 
 import datetime
+import uuid
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -24,6 +25,15 @@ class VisitConflict(Exception):
 
     def __init__(self, visit: Visit):
         super().__init__("visit changed by someone else")
+        self.visit = visit
+
+
+class VisitRepeated(Exception):
+    """This submission was stored before (same ``submission_key``): ``visit`` is the record that
+    first submission made. Nothing was written this time."""
+
+    def __init__(self, visit: Visit):
+        super().__init__("visit already stored under this submission key")
         self.visit = visit
 
 
@@ -58,29 +68,91 @@ TRACKED_FIELDS = {
 
 
 def visit_save_draft(
-    *, visit: Visit | None, data: VisitData, acting_user: User, expected_version: int | None = None
+    *,
+    visit: Visit | None,
+    data: VisitData,
+    acting_user: User,
+    expected_version: int | None = None,
+    submission_key: uuid.UUID | None = None,
 ) -> Visit:
     """Create or update a record without the completeness rules of submission. Saving a submitted
-    record keeps it submitted and writes what changed to its history."""
+    record keeps it submitted and writes what changed to its history. ``submission_key``: as for
+    :func:`visit_submit`."""
     return _visit_write(
-        visit=visit, data=data, acting_user=acting_user, expected_version=expected_version, submit=False
+        visit=visit,
+        data=data,
+        acting_user=acting_user,
+        expected_version=expected_version,
+        submit=False,
+        submission_key=submission_key,
     )
 
 
 def visit_submit(
-    *, visit: Visit | None, data: VisitData, acting_user: User, expected_version: int | None = None
+    *,
+    visit: Visit | None,
+    data: VisitData,
+    acting_user: User,
+    expected_version: int | None = None,
+    submission_key: uuid.UUID | None = None,
 ) -> Visit:
     """Save and submit: the record must be complete. Asks for the school's statistics to be
-    refreshed once the transaction has committed."""
-    return _visit_write(visit=visit, data=data, acting_user=acting_user, expected_version=expected_version, submit=True)
+    refreshed once the transaction has committed.
+
+    ``submission_key`` (new records only; ignored when ``visit`` is given): the key the server
+    rendered into the form when it was shown (hidden field ``submission_key``; the offline copy in
+    the browser resends it unchanged). It is stored with the record under a unique constraint, so
+    one form makes at most one visit: a repeat — in sequence or concurrently — raises
+    :class:`VisitRepeated` with the record the first one made, and writes nothing. A key already
+    used by another teacher raises ValidationError."""
+    return _visit_write(
+        visit=visit,
+        data=data,
+        acting_user=acting_user,
+        expected_version=expected_version,
+        submit=True,
+        submission_key=submission_key,
+    )
 
 
 def _visit_write(
-    *, visit: Visit | None, data: VisitData, acting_user: User, expected_version: int | None, submit: bool
+    *,
+    visit: Visit | None,
+    data: VisitData,
+    acting_user: User,
+    expected_version: int | None,
+    submit: bool,
+    submission_key: uuid.UUID | None,
+) -> Visit:
+    key = submission_key if visit is None else None
+    if key is not None:
+        _raise_if_repeated(key, acting_user)
+    try:
+        return _visit_write_once(
+            visit=visit, data=data, acting_user=acting_user, expected_version=expected_version, submit=submit, key=key
+        )
+    except IntegrityError:
+        # Two posts of one form at once: the other one committed first and the constraint refused this one.
+        if key is not None:
+            _raise_if_repeated(key, acting_user)
+        raise
+
+
+def _raise_if_repeated(key: uuid.UUID, acting_user: User) -> None:
+    existing = Visit.objects.filter(submission_key=key).first()
+    if existing is None:
+        return
+    if existing.lead_teacher_id != acting_user.pk:
+        raise ValidationError("这份家访记录表已经提交过，请重新打开「填写家访记录」再填写。")
+    raise VisitRepeated(existing)
+
+
+def _visit_write_once(
+    *, visit: Visit | None, data: VisitData, acting_user: User, expected_version: int | None, submit: bool, key
 ) -> Visit:
     with transaction.atomic():
         if visit is None:
-            visit = Visit(school=_school_of(acting_user), lead_teacher=acting_user)
+            visit = Visit(school=_school_of(acting_user), lead_teacher=acting_user, submission_key=key)
             before = None
         else:
             visit = Visit.objects.select_for_update().get(pk=visit.pk)
@@ -96,7 +168,8 @@ def _visit_write(
             visit.status = Visit.Status.SUBMITTED
             visit.submitted_at = timezone.now()
         visit.version += 0 if visit.pk is None else 1
-        visit.full_clean(exclude=["school", "lead_teacher", "phase", "safety_report"])
+        # The key's uniqueness is left to the constraint (a concurrent repeat is caught above).
+        visit.full_clean(exclude=["school", "lead_teacher", "phase", "safety_report", "submission_key"])
         visit.save()
         visit.students.set(data.students)
         visit.companions.set(data.companions)

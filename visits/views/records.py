@@ -1,5 +1,7 @@
 """The teacher's pages: 「我的学生」, a student's visits, and the visit record itself."""
 
+import uuid
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -21,7 +23,7 @@ from visits.forms import SuggestionFormSet, VisitForm, suggestions_from
 from visits.models import Attachment, SafetyReport, Visit
 from visits.periods import outside_campaign_notice
 from visits.selectors import Period, VisitStatus, my_students, student_statuses, visits_of_student
-from visits.services import VisitConflict, visit_save_draft, visit_submit
+from visits.services import VisitConflict, VisitRepeated, visit_save_draft, visit_submit
 
 
 @login_required
@@ -92,7 +94,11 @@ def student_detail(request: HttpRequest, public_id) -> HttpResponse:
 
 @require_roles(Role.TEACHER)
 def visit_create(request: HttpRequest) -> HttpResponse:
-    initial = {"visited_at": timezone.localtime().replace(second=0, microsecond=0), "method": "in_home"}
+    initial = {
+        "visited_at": timezone.localtime().replace(second=0, microsecond=0),
+        "method": "in_home",
+        "submission_key": uuid.uuid4(),  # one visit per form shown, however often it is posted
+    }
     report = None
     if request.GET.get("report"):
         report = get_object_for_user(
@@ -153,11 +159,15 @@ def _visit_form(request, *, visit, initial, suggestions=(), report=None) -> Http
                         data=form.visit_data(suggestions_from(formset)),
                         acting_user=request.user,
                         expected_version=form.cleaned_data.get("version"),
+                        submission_key=form.cleaned_data.get("submission_key"),
                     )
                     if report is not None and saved.safety_report_id is None:
                         Visit.objects.filter(pk=saved.pk).update(safety_report=report)
                     for prepared in form.cleaned_data["photos"]:
                         attachment_add(visit=saved, prepared=prepared, acting_user=request.user)
+            except VisitRepeated as exc:
+                messages.info(request, "这份家访记录已经保存过，没有重复保存。")
+                return redirect("visit_detail", public_id=exc.visit.public_id)
             except VisitConflict as exc:
                 conflict = exc.visit
                 form.add_error(
