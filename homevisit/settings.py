@@ -328,3 +328,31 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_timeout": 2,
     "visibility_timeout": 3600,
 }
+# Publishing (homevisit.celery.CircuitTask): one bounded try — connecting gives up after
+# CELERY_BROKER_CONNECTION_TIMEOUT, each reply after the socket timeout above — and after a
+# failure no publish is tried for PUBLISH_CIRCUIT_OPEN_SECONDS, in this process: a request then
+# fails its publish at once and carries on (the sweeps find what the message would have said).
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+PUBLISH_CIRCUIT_OPEN_SECONDS = env_int("PUBLISH_CIRCUIT_OPEN_SECONDS", 30, minimum=0)
+# The worker outlives the broker (Celery 5.x documentation, "Broker Settings" and "Worker"): it
+# reconnects for ever (None; 0 would mean never), and a task running when the connection is lost
+# is cancelled, so that an acks_late message is redelivered once instead of run twice. It runs
+# without gossip, mingle and heartbeat (Makefile, deploy/): one queue needs none of them, and
+# they are where the reconnect crashes were (issue 15).
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_WORKER_FLAGS = ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+# No refresh message per change: beat's sweep refreshes the schools whose stale mark is older than
+# STATISTICS_REFRESH_DELAY, every STATISTICS_SWEEP_INTERVAL (ledgers.receivers). A sweep not
+# taken within the interval expires: after an outage the worker finds one, not a pile. The
+# promise (DESIGN §7, issue 15): a school's figures are never older than STATISTICS_FRESHNESS
+# behind its last change while the worker and beat run — window + interval + compute time — and
+# the dashboards say when a school's are.
+STATISTICS_SWEEP_INTERVAL = datetime.timedelta(seconds=env_int("STATISTICS_SWEEP_SECONDS", 15, minimum=1))
+STATISTICS_FRESHNESS = datetime.timedelta(minutes=2)
+CELERY_BEAT_SCHEDULE["statistics-refresh-stale"] = {
+    "task": "ledgers.tasks.statistics_refresh_stale_sweep",
+    "schedule": STATISTICS_SWEEP_INTERVAL.total_seconds(),
+    "options": {"expires": STATISTICS_SWEEP_INTERVAL.total_seconds()},
+}

@@ -26,6 +26,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -44,6 +45,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 import visits.services
+from homevisit.celery import BrokerCircuitOpen, publish_circuit
 from ledgers import statistics
 from ledgers.models import StatisticsRun
 from ledgers.statistics import statistics_compute
@@ -128,7 +130,7 @@ def test_with_the_broker_down_a_visit_is_submitted_at_once_and_the_sweep_catches
         with contextlib.ExitStack() as stack:
             url = REFUSING_BROKER if broker == "refusing" else stack.enter_context(_silent_broker())
             stack.enter_context(_broker_at(monkeypatch, url))
-            caplog.set_level(logging.WARNING, logger="homevisit.statistics")
+            caplog.set_level(logging.WARNING, logger="homevisit.broker")
             started = time.monotonic()
             response = client.post(reverse("visit_create"), form_data(SimpleNamespace(student=student)), secure=True)
             elapsed = time.monotonic() - started
@@ -140,7 +142,8 @@ def test_with_the_broker_down_a_visit_is_submitted_at_once_and_the_sweep_catches
         assert elapsed < bound, f"the submission waited {elapsed:.1f} s for the broker"
         assert visit.phase == county["phases"][Phase.Kind.REVISIT]
         assert School.objects.get(pk=school.pk).statistics_stale_since is not None
-        assert "the sweep will do it" in caplog.text
+        # No message per submission (ledgers.receivers): the broker was not even tried.
+        assert "broker publish" not in caplog.text and not publish_circuit.is_open()
 
         # The broker is back (here: tasks in-process again); beat's sweep runs a minute or two later.
         with time_machine.travel(NOW + datetime.timedelta(minutes=2), tick=True):
@@ -175,6 +178,48 @@ def test_with_the_broker_down_the_safety_alarm_and_check_in_still_notify_in_the_
     assert titles == {"城关第一小学：张老师家访超时未报平安", "城关第一小学：张老师已平安返回"}
     assert caplog.text.count("Error calling") == 2  # each failed queueing is in the log
     assert WebhookMessage.objects.filter(sent_at__isnull=True).count() == 2  # and nothing is lost
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_a_publish_to_a_hung_broker_fails_the_next_ones_fail_at_once_until_the_circuit_closes(
+    world, monkeypatch, settings, caplog
+):
+    """The first publish to a broker that never answers costs its bounded timeout and opens the
+    circuit; the publishes after it, in any thread of the process, raise BrokerCircuitOpen without
+    touching the socket; once the circuit has been open for PUBLISH_CIRCUIT_OPEN_SECONDS the next
+    publish tries the broker again."""
+    from visits.tasks import notify_webhook_send
+
+    caplog.set_level(logging.WARNING, logger="homevisit.broker")
+    with _silent_broker() as url, _broker_at(monkeypatch, url):
+        with pytest.raises(Exception) as first:  # noqa: PT011 - whatever the transport raises
+            notify_webhook_send.delay(1)
+        assert not isinstance(first.value, BrokerCircuitOpen) and publish_circuit.is_open()
+        assert "broker publish of visits.tasks.notify_webhook_send failed; no publish tried for 30 s" in caplog.text
+
+        skipped = []
+        for _ in range(20):
+            with pytest.raises(BrokerCircuitOpen):
+                notify_webhook_send.delay(1)
+            skipped.append(True)
+        other_thread: list = []
+        thread = threading.Thread(target=lambda: other_thread.append(_publish_error(notify_webhook_send)))
+        thread.start()
+        thread.join()
+        assert len(skipped) == 20 and isinstance(other_thread[0], BrokerCircuitOpen)
+
+        publish_circuit.open_until = time.monotonic() - 1  # PUBLISH_CIRCUIT_OPEN_SECONDS have passed
+        with pytest.raises(Exception) as again:  # noqa: PT011
+            notify_webhook_send.delay(1)
+        assert not isinstance(again.value, BrokerCircuitOpen)  # tried the broker again
+
+
+def _publish_error(task) -> Exception | None:
+    try:
+        task.delay(1)
+    except Exception as exc:  # noqa: BLE001 - the test looks at which
+        return exc
+    return None
 
 
 # --- a worker killed in the middle of the nightly recompute -------------------------------------
