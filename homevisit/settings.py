@@ -342,10 +342,9 @@ PUBLISH_CIRCUIT_OPEN_SECONDS = env_int("PUBLISH_CIRCUIT_OPEN_SECONDS", 30, minim
 CELERY_BROKER_CONNECTION_RETRY = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
-CELERY_WORKER_FLAGS = ["--without-gossip", "--without-mingle", "--without-heartbeat"]
 # No refresh message per change: beat's sweep refreshes the schools whose stale mark is older than
-# STATISTICS_REFRESH_DELAY, every STATISTICS_SWEEP_INTERVAL (ledgers.receivers). A sweep not
-# taken within the interval expires: after an outage the worker finds one, not a pile. The
+# STATISTICS_REFRESH_DELAY, every STATISTICS_SWEEP_INTERVAL (ledgers.receivers); sweeps queued
+# while the worker was down find nothing left after the first (one at a time, ledgers.tasks). The
 # promise (DESIGN §7, issue 15): a school's figures are never older than STATISTICS_FRESHNESS
 # behind its last change while the worker and beat run — window + interval + compute time — and
 # the dashboards say when a school's are.
@@ -354,5 +353,4 @@ STATISTICS_FRESHNESS = datetime.timedelta(minutes=2)
 CELERY_BEAT_SCHEDULE["statistics-refresh-stale"] = {
     "task": "ledgers.tasks.statistics_refresh_stale_sweep",
     "schedule": STATISTICS_SWEEP_INTERVAL.total_seconds(),
-    "options": {"expires": STATISTICS_SWEEP_INTERVAL.total_seconds()},
 }
