@@ -117,3 +117,26 @@ def _no_circuit_outside_requests(**kwargs) -> None:
     """Beat and the worker publish on their own time: a sweep waits for the broker to come back
     rather than being skipped for the circuit's period after it did."""
     publish_circuit.enabled = False
+
+
+@signals.beat_init.connect
+def _beat_stamps_its_heartbeat(**kwargs) -> None:
+    """Beat stamps its own heartbeat as it sends the heartbeat task (monitoring.tasks): the health
+    page tells a silent beat from a silent worker."""
+    signals.before_task_publish.connect(_stamp_beat, weak=False)
+
+
+def _stamp_beat(sender: str | None = None, **kwargs) -> None:
+    from django.db import close_old_connections
+
+    from monitoring.models import Heartbeat
+    from monitoring.services import heartbeat_stamp
+    from monitoring.tasks import HEARTBEAT_TASK
+
+    if sender != HEARTBEAT_TASK:
+        return
+    try:
+        close_old_connections()  # beat runs for months: a connection the database dropped is replaced
+        heartbeat_stamp(name=Heartbeat.Name.BEAT)
+    except Exception:  # a database that is down must not stop beat from sending
+        logger.warning("beat heartbeat not stamped", exc_info=True)

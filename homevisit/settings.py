@@ -354,3 +354,17 @@ CELERY_BEAT_SCHEDULE["statistics-refresh-stale"] = {
     "task": "ledgers.tasks.statistics_refresh_stale_sweep",
     "schedule": STATISTICS_SWEEP_INTERVAL.total_seconds(),
 }
+
+# --- Health (monitoring/, django-health-check; README 「Production deployment」) ---
+# /health/ for the load balancer (the database: 200 or 500, anyone), /health/detail/ for the
+# operator (bureau admin). Beat sends the heartbeat task every HEALTH_HEARTBEAT_INTERVAL; a worker
+# or beat whose last heartbeat is older than HEALTH_SILENCE_LIMIT is reported unavailable.
+INSTALLED_APPS += ["health_check", "monitoring"]
+HEALTH_HEARTBEAT_INTERVAL = datetime.timedelta(seconds=env_int("HEALTH_HEARTBEAT_SECONDS", 20, minimum=1))
+HEALTH_SILENCE_LIMIT = datetime.timedelta(minutes=1)
+CELERY_BEAT_SCHEDULE["health-heartbeat"] = {
+    "task": "monitoring.tasks.health_heartbeat",
+    "schedule": HEALTH_HEARTBEAT_INTERVAL.total_seconds(),
+}
+# The load balancer asks gunicorn over plain HTTP: no redirect to HTTPS for it.
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]

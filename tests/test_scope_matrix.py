@@ -387,6 +387,10 @@ MATRIX = [
         {"bureau_admin"},
         others=dict.fromkeys(set(ROLES) - {"bureau_admin"}, 302),
     ),
+    # the health endpoint (monitoring/views.py): the load balancer's status code for anyone, the
+    # operator's page (services, counts and ages, no personal data) for the bureau admin only
+    Row("health", "the load balancer's health check", lambda w: _url("health"), set(ROLES)),
+    Row("health_detail", "the operator's health page", lambda w: _beating() or _url("health_detail"), {"bureau_admin"}),
 ]
 
 
@@ -506,6 +510,15 @@ MATRIX += [
     Row("school_robot", "the school's group robot", lambda w: _url("school_robot", w.school.pk), SCHOOL_ADMIN),
 ]
 QUERY_OBJECT_VIEWS |= {"support_plan_create"}
+
+
+def _beating() -> None:
+    """A worker and a beat that answered moments ago, so that the page is healthy (200)."""
+    from monitoring.models import Heartbeat
+    from monitoring.services import heartbeat_stamp
+
+    for name in Heartbeat.Name.values:
+        heartbeat_stamp(name=name)
 
 
 def _url(name: str, *args) -> str:

@@ -3,7 +3,8 @@
 A Redis of the test's own (a redis-server on a free port, with its append-only file, so that a
 restart restores what it held, as a production Redis does), the Celery worker run with the
 arguments of the systemd unit the project ships (deploy/homevisit-worker.service), and a real
-beat sending the statistics sweep — both in subprocesses, against the test's PostgreSQL database.
+beat sending the statistics sweep and the health heartbeat — both in subprocesses, against the
+test's PostgreSQL database.
 Visits are submitted through the real form; Redis is stopped for a few seconds while more are
 submitted and the worker holds a message unacknowledged (a countdown task, the crash path of the
 issue), then started again. The worker must consume again without a restart, and every school's
@@ -31,8 +32,10 @@ import time_machine
 from django.conf import settings
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from ledgers.statistics import statistics_compute
+from monitoring.models import Heartbeat
 from schools.models import School
 from tests.conftest import REQUIRE_SERVICES, require_postgresql
 from tests.test_faults import _teacher_and_student, _test_database_url
@@ -164,6 +167,7 @@ def test_the_worker_outlives_a_broker_restart_and_the_figures_converge(tmp_path,
         "FAULTS_CLOCK_OFFSET": str(clock_offset),
         "STATISTICS_REFRESH_DELAY_SECONDS": "1",  # production: 30 s window, 15 s sweep
         "STATISTICS_SWEEP_SECONDS": "1",
+        "HEALTH_HEARTBEAT_SECONDS": "1",  # production: 20 s
     }
     env.pop("CELERY_BROKER_WRITE_URL", None)
     processes: list[_Celery] = []
@@ -219,6 +223,7 @@ def test_the_worker_outlives_a_broker_restart_and_the_figures_converge(tmp_path,
         time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - stopped_at)))
         redis_server.start()
         back_at = time.monotonic()
+        back_now = timezone.now()
 
         seconds = settings.STATISTICS_FRESHNESS.total_seconds()
         _wait(lambda: _converged(county), seconds=seconds, what="the figures to converge", processes=processes)
@@ -226,6 +231,13 @@ def test_the_worker_outlives_a_broker_restart_and_the_figures_converge(tmp_path,
         # Consuming again: one more round of visits reaches the figures through the worker.
         submit_one_each()
         _wait(lambda: _converged(county), seconds=seconds, what="the next refresh", processes=processes)
+        # The health page's heartbeats: beat sent its heartbeat and the worker answered, after the restart.
+        _wait(
+            lambda: Heartbeat.objects.filter(at__gt=back_now).count() == 2,
+            seconds=20,
+            what="the heartbeats",
+            processes=processes,
+        )
     finally:
         for process in processes:
             process.stop()
