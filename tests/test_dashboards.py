@@ -494,11 +494,12 @@ def _grow(world, build: StatsBuilder, count: int) -> None:
 
 PINNED = {
     # page: (user, url, queries: session, user, campaign, phases, then the page's own reads)
-    "county": ("bureau_admin", lambda w: reverse("statistics_county"), 10),
-    "county_inspector": ("inspector", lambda w: reverse("statistics_county"), 11),  # + assigned schools
-    "zone": ("zone_admin", lambda w: reverse("statistics_zone", args=[w.school.zone.pk]), 9),
-    "school": ("school_admin", lambda w: reverse("statistics_school", args=[w.school.pk]), 10),
-    "class": ("school_admin", lambda w: reverse("statistics_class", args=[w.school.pk, w.school_class.pk]), 8),
+    # (+1 on each dashboard: the schools whose figures are behind, monitoring.selectors.figures_behind)
+    "county": ("bureau_admin", lambda w: reverse("statistics_county"), 11),
+    "county_inspector": ("inspector", lambda w: reverse("statistics_county"), 12),  # + assigned schools
+    "zone": ("zone_admin", lambda w: reverse("statistics_zone", args=[w.school.zone.pk]), 10),
+    "school": ("school_admin", lambda w: reverse("statistics_school", args=[w.school.pk]), 11),
+    "class": ("school_admin", lambda w: reverse("statistics_class", args=[w.school.pk, w.school_class.pk]), 9),
     "teachers": ("school_admin", lambda w: reverse("teacher_assessment", args=[w.school.pk]), 7),
     "teachers_xlsx": ("school_admin", lambda w: reverse("teacher_assessment_xlsx", args=[w.school.pk]), 7),
 }

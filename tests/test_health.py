@@ -92,3 +92,60 @@ def test_figures_behind_by_more_than_two_minutes_are_reported_with_counts_only(w
     assert "Heartbeat" not in page  # no worker or beat without a broker
     for name in (world.school.name, world.other_school.name, world.teacher.real_name, world.student.name):
         assert name not in page
+
+
+# --- the dashboards say when a school's figures are behind (issue 15) -------------------------------
+
+
+@pytest.fixture
+def dashboards(world):
+    """The world's county computed (tests/test_dashboards.py), at that module's frozen time."""
+    import time_machine
+
+    from tests.test_dashboards import NOW as DASHBOARD_NOW
+    from tests.test_dashboards import StatsBuilder, make_campaign
+
+    with time_machine.travel(DASHBOARD_NOW, tick=False):
+        build = StatsBuilder(make_campaign())
+        build.county(students_required=4, students_visited=1)
+        for school in (world.school, world.other_school):
+            build.zone(school.zone, students_required=2)
+            build.school(school, students_required=2)
+        build.school_class(world.school_class, students_required=2)
+        yield DASHBOARD_NOW
+
+
+@pytest.mark.parametrize(
+    ("role", "url", "note"),
+    [
+        (
+            "bureau_admin",
+            lambda w: reverse("statistics_county"),
+            "有 1 所学校的数据晚于最新的家访记录超过 2 分钟（最久约 3 分钟）",
+        ),
+        (
+            "school_admin",
+            lambda w: reverse("statistics_school", args=[w.school.pk]),
+            "本校的数据晚于最新的家访记录超过 2 分钟",
+        ),
+    ],
+)
+def test_a_dashboard_says_when_a_schools_figures_are_more_than_two_minutes_behind(
+    world, dashboards, login, role, url, note
+):
+    client = login(world.users()[role])
+    School.objects.filter(pk=world.school.pk).update(statistics_stale_since=dashboards - datetime.timedelta(seconds=90))
+    assert 'data-testid="figures-behind"' not in client.get(url(world)).content.decode()  # within the promise
+
+    School.objects.filter(pk=world.school.pk).update(statistics_stale_since=dashboards - datetime.timedelta(minutes=3))
+    page = client.get(url(world)).content.decode()
+
+    assert note in page
+
+
+def test_the_other_schools_dashboard_does_not_mention_a_late_school(world, dashboards, login):
+    School.objects.filter(pk=world.school.pk).update(statistics_stale_since=dashboards - datetime.timedelta(minutes=3))
+
+    page = login(world.other_admin).get(reverse("statistics_school", args=[world.other_school.pk])).content.decode()
+
+    assert 'data-testid="figures-behind"' not in page
