@@ -57,6 +57,36 @@ def test_refreshes_within_the_window_are_coalesced_into_one_run(
 
 
 @time_machine.travel(NOW, tick=False)
+def test_with_a_broker_changes_publish_nothing_and_the_sweep_after_the_window_refreshes_once(
+    settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Issue 15: no message per change waits in a worker for the window; beat's sweep coalesces."""
+    from homevisit.celery import app
+
+    settings.STATISTICS_REFRESH_DELAY = datetime.timedelta(seconds=30)
+    county = build_county(56, schools=1)
+    statistics.statistics_compute(campaign=county["campaign"])  # last night's figures
+    school = School.objects.get()
+    runs, published = [], []
+    original = statistics.statistics_compute
+    monkeypatch.setattr(statistics, "statistics_compute", lambda **kwargs: runs.append(1) or original(**kwargs))
+    monkeypatch.setattr(statistics_refresh_school, "apply_async", lambda *args, **kwargs: published.append(args))
+    app.conf.task_always_eager = False  # as with a broker (the conftest fixture puts it back)
+
+    for _ in range(3):  # three visits submitted within a few seconds
+        with django_capture_on_commit_callbacks(execute=True):
+            statistics_refresh_request(school_id=school.pk)
+    assert published == []
+    assert statistics_refresh_stale_sweep() == []  # within the window: left for a later sweep
+    with time_machine.travel(NOW + datetime.timedelta(seconds=31), tick=False):
+        assert statistics_refresh_stale_sweep() == [school.pk]
+        assert statistics_refresh_stale_sweep() == []
+
+    assert len(runs) == 1
+    assert School.objects.get(pk=school.pk).statistics_stale_since is None
+
+
+@time_machine.travel(NOW, tick=False)
 def test_a_request_made_during_a_refresh_is_not_lost(monkeypatch):
     build_county(52, schools=1)
     school = School.objects.get()
