@@ -183,7 +183,7 @@ def test_a_teacher_of_another_class_sees_no_photo_of_a_visit_they_may_not_see(wo
         ("老身份证 110105491231002", "老身份证 110105*****1002"),
         ("固话 0371-66880011", "固话 037*****0011"),
         ("2026年11月29日 10:30 到家，三人在家", "2026年11月29日 10:30 到家，三人在家"),
-        ("学籍号 G110105201501011234", "学籍号 G110105201501011234"),
+        ("学籍号 G110105201501011234", "学籍号 G110105********1234"),
         ("", ""),
     ],
 )
@@ -233,6 +233,51 @@ def test_the_visit_export_is_the_school_admins_and_masks_the_student_number(worl
     assert "王小明" in text and record["student"].student_number not in text and ID_NUMBER not in text
     for role in COUNTY:
         assert login(world.users()[role]).get(reverse("visit_export")).status_code == 404
+
+
+TYPED_FORMS = {
+    "139.0000.3333": "139****3333",
+    "１３９００００４４４４": "139****4444",
+    "110105 19491231 002X": "110105********002X",
+    "110105-19491231-002X": "110105********002X",
+    "+86-139-0000-1111": "139****1111",
+}
+
+
+@pytest.fixture
+def typed_numbers(record):
+    """The forms the probe found shown in full, typed into every free-text field of the visit."""
+    visit = record["visit"]
+    typed = "，".join(TYPED_FORMS)
+    Visit.objects.filter(pk=visit.pk).update(guardians_met=f"母亲 {typed}", situation=typed, measures=typed)
+    Suggestion.objects.create(visit=visit, text=f"联系 {typed}", reply=f"回电 {typed}")
+    return typed
+
+
+def test_the_school_admins_visit_export_masks_numbers_typed_into_free_text(world, login, record, typed_numbers):
+    text = "\n".join(_cells(login(world.school_admin).get(reverse("visit_export"))))
+    for written, masked in TYPED_FORMS.items():
+        assert written not in text and masked in text, written
+    assert GUARDIAN_PHONE not in text and SUGGESTION not in text
+
+
+def test_the_explicit_full_export_shows_numbers_as_typed_and_is_audited_as_full(world, login, record, typed_numbers):
+    from schools.models import AuditEvent
+
+    text = "\n".join(_cells(login(world.school_admin).get(reverse("visit_export") + "?full=1")))
+    for written in TYPED_FORMS:
+        assert written in text, written
+    assert record["student"].student_number in text
+    event = AuditEvent.objects.filter(action=AuditEvent.Action.EXPORT).latest("pk")
+    assert event.detail["full"] is True and event.user == world.school_admin
+
+
+@pytest.mark.parametrize("role", COUNTY)
+@pytest.mark.parametrize("page", ["visit_detail", "visit_print"])
+def test_the_county_pages_mask_every_typed_form(world, login, record, typed_numbers, role, page):
+    html = _page(login(world.users()[role]), reverse(page, args=[record["visit"].public_id]))
+    for written, masked in TYPED_FORMS.items():
+        assert written not in html and masked in html, written
 
 
 # --- the bureau admin's back office ------------------------------------------------------------

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from schools.exports import write_xlsx
 from schools.models import AuditEvent, Campaign, Phase, Role, SchoolClass, SchoolYear, User
-from schools.privacy import mask_id_number, works_with_students
+from schools.privacy import mask_id_number, redact_contacts, works_with_students
 from schools.scoping import get_object_for_user, require_roles
 from schools.services import audit_event_record
 from students.models import Category, Student, StudentCategory
@@ -194,10 +194,14 @@ EXPORT_HEADER = [
 EXPORT_WIDTHS = [18, 14, 10, 24, 17, 10, 9, 16, 10, 16, 16, 30, 50, 40, 40, 9, 9, 8, 17]
 
 
-def visit_export_rows(pairs: QuerySet) -> Iterator[list]:
+def visit_export_rows(pairs: QuerySet, *, full: bool = False) -> Iterator[list]:
     """One row per (visit, student): the sheet counts by student. ``pairs`` are rows of the
     visit–student table; they are read in batches, each with its companions and suggestions
-    prefetched in two queries, so that the query count does not grow with the rows."""
+    prefetched in two queries, so that the query count does not grow with the rows.
+
+    Identifiers are masked, and so are the phone and ID numbers typed into the free text, unless
+    ``full`` (an admin's explicit full export, DESIGN §8)."""
+    shown = _as_typed if full else redact_contacts
     yield EXPORT_HEADER
     for pair in pairs.iterator(chunk_size=EXPORT_CHUNK_SIZE):
         visit, student = pair.visit, pair.student
@@ -205,18 +209,18 @@ def visit_export_rows(pairs: QuerySet) -> Iterator[list]:
             visit.school.name,
             student.school_class.name if student.school_class else "",
             student.name,
-            mask_id_number(student.student_number),
+            student.student_number if full else mask_id_number(student.student_number),
             visit.visited_at,
             visit.get_method_display(),
             _yes_no(visit.is_in_home),
             visit.phase.get_kind_display() if visit.phase else "",
             visit.lead_teacher.display_name,
             "、".join(user.display_name for user in visit.companions.all()),
-            visit.guardians_met,
+            shown(visit.guardians_met),
             "、".join(str(label) for label in visit.content_labels()),
-            visit.situation,
-            visit.measures,
-            "；".join(_suggestion_text(item) for item in visit.suggestions.all()),
+            shown(visit.situation),
+            shown(visit.measures),
+            "；".join(_suggestion_text(item, shown) for item in visit.suggestions.all()),
             _yes_no(visit.consent_recorded),
             _yes_no(visit.integrity_declared),
             visit.get_status_display(),
@@ -224,17 +228,24 @@ def visit_export_rows(pairs: QuerySet) -> Iterator[list]:
         ]
 
 
+def _as_typed(text: str) -> str:
+    return text
+
+
 def _yes_no(value: bool) -> str:
     return "是" if value else "否"
 
 
-def _suggestion_text(item) -> str:
-    return f"{item.text}（{'提交学校处理' if item.to_school else '答复：' + item.reply}）"
+def _suggestion_text(item, shown) -> str:
+    return shown(f"{item.text}（{'提交学校处理' if item.to_school else '答复：' + item.reply}）")
 
 
 @require_roles(Role.SCHOOL_ADMIN)
 def visit_export(request: HttpRequest) -> HttpResponse:
-    """The filtered visits as XLSX, one row per visit and student, identifiers masked; audited."""
+    """The filtered visits as XLSX, one row per visit and student, identifiers and the numbers typed
+    into free text masked; audited. ``?full=1`` is the admin's explicit full export (DESIGN §8):
+    numbers as stored and typed, marked ``full`` in its audit row."""
+    full = request.GET.get("full") == "1"
     form, visits = _filtered_visits(request)
     if not form.is_valid():
         return redirect(f"{reverse('visit_list')}?{request.GET.urlencode()}")
@@ -260,8 +271,8 @@ def visit_export(request: HttpRequest) -> HttpResponse:
     )
     school = request.user.school
     export = write_xlsx(
-        visit_export_rows(pairs),
-        filename=f"家访记录_{school.name}_{timezone.localdate():%Y%m%d}.xlsx",
+        visit_export_rows(pairs, full=full),
+        filename=f"家访记录{'（完整）' if full else ''}_{school.name}_{timezone.localdate():%Y%m%d}.xlsx",
         sheet_title="家访记录",
         widths=EXPORT_WIDTHS,
     )
@@ -269,7 +280,7 @@ def visit_export(request: HttpRequest) -> HttpResponse:
         action=AuditEvent.Action.EXPORT,
         request=request,
         object_type="visits.Visit",
-        detail={"filters": form.used(), "rows": export.rows, "format": "xlsx"},
+        detail={"filters": form.used(), "rows": export.rows, "format": "xlsx", "full": full},
     )
     return export.response()
 
