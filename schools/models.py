@@ -25,6 +25,8 @@ class Role(models.TextChoices):
 
 SCHOOL_ROLES = (Role.TEACHER, Role.SCHOOL_ADMIN)
 BUREAU_ROLES = (Role.INSPECTOR, Role.BUREAU_ADMIN)
+# The county's roles: they read schools in their scope with masked identifiers (DESIGN §2, §8).
+COUNTY_ROLES = (Role.ZONE_ADMIN, Role.INSPECTOR, Role.BUREAU_ADMIN)
 
 
 class Grade(models.IntegerChoices):

@@ -15,6 +15,17 @@ def works_with_students(user) -> bool:
     return user.role in SCHOOL_ROLES
 
 
+SMALL_COUNT = "<3"
+
+
+def small_count(count: int, *, exact: bool) -> int | str:
+    """A count of a sensitive category's students in a class, as the reader may see it: 1 or 2
+    would point at a child, so readers who do not work with the students (``exact`` False) see
+    「<3」; 0 and 3 or more, and every figure for the school's own staff, as they are (issue 14,
+    DESIGN §8)."""
+    return SMALL_COUNT if not exact and 1 <= count <= 2 else count
+
+
 def mask_phone(phone: str) -> str:
     """13812345678 → 138****5678; a landline keeps its area code and last four digits."""
     if not phone:

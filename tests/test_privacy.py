@@ -280,6 +280,61 @@ def test_the_county_pages_mask_every_typed_form(world, login, record, typed_numb
         assert written not in html and masked in html, written
 
 
+@pytest.mark.parametrize("role", COUNTY)
+def test_the_county_roles_read_the_schools_visit_list_without_notes_and_audited(
+    world, login, record, typed_numbers, role
+):
+    from schools.models import AuditEvent
+
+    user = world.users()[role]
+    html = _page(login(user), reverse("school_visit_list", args=[world.school.pk]))
+    assert "王小明" in html and "张老师" in html
+    assert SITUATION not in html and MEASURES not in html and "家门口.jpg" not in html
+    assert PSYCHOLOGICAL not in html and str(Category.DISABILITY.label) not in html  # no sensitive filter
+    event = AuditEvent.objects.filter(user=user, action=AuditEvent.Action.VIEW).latest("pk")
+    assert event.object_type == "schools.School" and event.object_id == str(world.school.pk)
+
+
+@pytest.mark.parametrize("role", COUNTY)
+def test_the_county_export_masks_numbers_and_leaves_out_the_notes(world, login, record, typed_numbers, role):
+    from schools.models import AuditEvent
+
+    user = world.users()[role]
+    response = login(user).get(reverse("school_visit_export", args=[world.school.pk]) + "?full=1")
+    text = "\n".join(_cells(response))
+    assert "王小明" in text and "接待家长" in text and "情况记录" not in text and "商定措施" not in text
+    assert record["student"].student_number not in text
+    for written, masked in TYPED_FORMS.items():
+        assert written not in text and masked in text, written
+    event = AuditEvent.objects.filter(user=user, action=AuditEvent.Action.EXPORT).latest("pk")
+    assert event.detail["full"] is False and event.detail["rows"] == 1
+
+
+def test_the_county_visit_list_lists_only_submitted_visits_in_a_fixed_number_of_queries(
+    world, login, record, django_assert_max_num_queries
+):
+    draft = Visit.objects.create(
+        school=world.school, lead_teacher=world.teacher, visited_at=timezone.now(), status=Visit.Status.DRAFT
+    )
+    draft.students.set([world.plain_student])
+    client = login(world.inspector)
+    url = reverse("school_visit_list", args=[world.school.pk])
+    with django_assert_max_num_queries(14) as few:
+        assert "周小强" not in _page(client, url)
+    for _ in range(30):
+        visit = Visit.objects.create(
+            school=world.school,
+            lead_teacher=world.teacher,
+            visited_at=timezone.now(),
+            status=Visit.Status.SUBMITTED,
+            submitted_at=timezone.now(),
+        )
+        visit.students.set([world.plain_student])
+        visit.companions.set([world.head_teacher])
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        assert "周小强" in _page(client, url)
+
+
 # --- the bureau admin's back office ------------------------------------------------------------
 
 
@@ -344,3 +399,74 @@ def test_static_files_are_left_to_their_own_caching(world, login):
     static = login(world.teacher).get("/static/css/print.css")
     assert "no-store" not in static.get("Cache-Control", "")
     assert "Pragma" not in static
+
+
+# --- small numbers (issue 14) --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("role", "shown"), [("school_admin", 2), *[(role, "<3") for role in COUNTY]])
+def test_one_or_two_students_of_a_sensitive_category_in_a_class_show_as_fewer_than_three(world, login, role, shown):
+    campaign = factories.CampaignFactory()
+    if not campaign.phases.exists():
+        factories.PhaseFactory(campaign=campaign)
+    build = StatsBuilder(campaign)
+    build.school(world.school, students_required=2)
+    build.school_class(
+        world.school_class,
+        students_required=5,
+        care_students=1,
+        categories={"disability": [2, 1], "left_behind": [1, 1], "migrant": [0, 0]},
+    )
+    build.school_class(world.plain_class, students_required=5, categories={"disability": [3, 1]})
+    client = login(world.users()[role])
+    response = client.get(reverse("statistics_class", args=[world.school.pk, world.school_class.pk]))
+    assert response.status_code == 200
+    categories = {c["label"]: c for c in response.context["categories"]}
+    disability = categories[str(Category.DISABILITY.label)]
+    assert disability["students"] == shown
+    assert categories[str(Category.LEFT_BEHIND.label)]["students"] == 1  # not a sensitive category
+    assert categories[str(Category.MIGRANT.label)]["students"] == 0
+    care = {card["label"]: card["value"] for card in response.context["headline"]}["孤儿和事实无人抚养儿童"]
+    assert care == ("1" if role == "school_admin" else "<3")
+    if role != "school_admin":
+        assert disability["rate"] == "—"
+        assert "&lt;3" in response.content.decode()
+    three = client.get(reverse("statistics_class", args=[world.school.pk, world.plain_class.pk]))
+    assert {c["label"]: c for c in three.context["categories"]}[str(Category.DISABILITY.label)]["students"] == 3
+
+
+# --- the Django admin (issue 14) ----------------------------------------------------------------
+
+
+def test_the_back_office_lists_staff_and_school_phones_masked(world, login):
+    from schools.models import User
+
+    User.objects.filter(pk=world.teacher.pk).update(username="13900001111", phone="13900001111")
+    world.school.contact_phone = "0371-66880011"
+    world.school.save()
+    client = login(world.bureau_admin)
+    users = _page(client, reverse("admin:schools_user_changelist"))
+    assert "139****1111" in users and "13900001111" not in users
+    found = _page(client, reverse("admin:schools_user_changelist") + "?q=13900001111")
+    assert "张老师" in found  # the full number still finds the account
+    schools = _page(client, reverse("admin:schools_school_changelist"))
+    assert "037*****0011" in schools and "66880011" not in schools
+
+
+def test_the_back_office_does_not_echo_an_import_jobs_values(world, login):
+    from schools.models import ImportJob
+
+    job = ImportJob.objects.create(
+        kind="roster",
+        school=world.school,
+        uploaded_by=world.school_admin,
+        file_name="名单.xlsx",
+        sha256="0" * 64,
+        status=ImportJob.Status.VALIDATED,
+        problems=[{"row": 3, "column": "监护人联系电话", "message": "13912345678 不是有效的手机号"}],
+        preview={"rows": [["王小明", ID_NUMBER, GUARDIAN_PHONE]]},
+    )
+    page = _page(login(world.bureau_admin), reverse("admin:schools_importjob_change", args=[job.pk]))
+    assert "名单.xlsx" in page and "1 条" in page
+    for value in (GUARDIAN_PHONE, ID_NUMBER, "王小明"):
+        assert value not in page, value

@@ -231,6 +231,33 @@ MATRIX = [
         SCHOOL_ADMIN,
         others={"other_admin": 302},
     ),  # a class outside the filter's menu: back to the list, no rows
+    # a school's visits for the county's roles (issue 14)
+    Row(
+        "school_visit_list",
+        "the school's visits",
+        lambda w: _url("school_visit_list", w.school.pk) + f"?school_class={_visit(w).students.get().school_class_id}",
+        COUNTY,
+    ),
+    Row(
+        "school_visit_list",
+        "the other school's visits",
+        lambda w: _url("school_visit_list", w.other_school.pk),
+        {"inspector", "bureau_admin"},
+    ),
+    Row(
+        "school_visit_export",
+        "the school's visit export",
+        lambda w: (
+            _url("school_visit_export", w.school.pk) + f"?school_class={_visit(w).students.get().school_class_id}"
+        ),
+        COUNTY,
+    ),
+    Row(
+        "school_visit_export",
+        "the other school's visit export",
+        lambda w: _url("school_visit_export", w.other_school.pk),
+        {"inspector", "bureau_admin"},
+    ),
     # safety reports
     Row("safety_detail", "a report", lambda w: _url("safety_detail", _report(w).public_id), SCHOOL),
     Row(
