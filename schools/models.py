@@ -408,6 +408,8 @@ class AuditEvent(models.Model):
         verbose_name = _("审计日志")
         verbose_name_plural = _("审计日志")
         ordering = ["-at"]
+        # A student's access history looks rows up by the object they name, newest first.
+        indexes = [models.Index(fields=["object_id", "at"], name="audit_object_at")]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.username} {self.get_action_display()}"

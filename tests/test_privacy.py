@@ -470,3 +470,59 @@ def test_the_back_office_does_not_echo_an_import_jobs_values(world, login):
     assert "名单.xlsx" in page and "1 条" in page
     for value in (GUARDIAN_PHONE, ID_NUMBER, "王小明"):
         assert value not in page, value
+
+
+# --- who looked at a child's record (issue 14) --------------------------------------------------
+
+
+def test_the_access_history_lists_who_viewed_printed_and_exported_the_record(world, login, record):
+    from schools.models import AuditEvent
+
+    student, visit = record["student"], record["visit"]
+    _page(login(world.zone_admin), reverse("student_detail", args=[student.public_id]))
+    _page(login(world.inspector), reverse("visit_print", args=[visit.public_id]))
+    _page(login(world.teacher), reverse("visit_detail", args=[visit.public_id]))
+    login(world.school_admin).get(reverse("visit_export"))
+    login(world.school_admin).get(reverse("visit_export") + f"?school_class={world.plain_class.pk}")  # not 王小明's
+    login(world.other_admin).get(reverse("visit_export"))  # another school
+
+    response = login(world.school_admin).get(reverse("student_access_history", args=[student.public_id]))
+    assert response.status_code == 200
+    rows = [(event.user.username, event.label) for event in response.context["page"]]
+    assert rows == [
+        ("school_admin", "查看访问记录"),
+        ("school_admin", "导出家访记录"),
+        ("teacher", "查看家访记录"),
+        ("inspector", "打印家访记录"),
+        ("zone_admin", "查看学生信息"),
+    ]
+    html = response.content.decode()
+    assert "周主任" in html and "片区管理员" in html and "127.0.0.1" in html
+    seen = AuditEvent.objects.filter(user=world.school_admin, detail__page="access_history").get()
+    assert seen.object_id == str(student.public_id)
+
+
+def test_the_access_history_is_paginated_in_a_fixed_number_of_queries(
+    world, login, record, django_assert_max_num_queries
+):
+    from schools.models import AuditEvent
+
+    student = record["student"]
+    client = login(world.bureau_admin)
+    url = reverse("student_access_history", args=[student.public_id])
+    with django_assert_max_num_queries(12) as few:
+        assert client.get(url).status_code == 200
+    AuditEvent.objects.bulk_create(
+        AuditEvent(
+            user=user,
+            username=user.username,
+            action=AuditEvent.Action.VIEW,
+            object_type="students.Student",
+            object_id=str(student.public_id),
+            ip="10.0.0.1",
+        )
+        for user in [world.teacher, world.zone_admin, world.inspector, world.head_teacher] * 30
+    )
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        response = client.get(url + "?page=2")
+    assert response.context["page"].paginator.count == 122 and len(response.context["page"]) == 50

@@ -177,6 +177,18 @@ MATRIX = [
         lambda w: _url("student_detail", w.other_student.public_id),
         {"other_teacher", "other_admin", "inspector", "bureau_admin"},
     ),
+    Row(
+        "student_access_history",
+        "who looked at a student's record",
+        lambda w: _url("student_access_history", w.student.public_id),
+        {"school_admin", "bureau_admin"},
+    ),
+    Row(
+        "student_access_history",
+        "who looked at the other school's student",
+        lambda w: _url("student_access_history", w.other_student.public_id),
+        {"other_admin", "bureau_admin"},
+    ),
     Row("class_detail", "the head teacher's class", lambda w: _url("class_detail", w.school_class.pk), SEES_THE_SCHOOL),
     Row(
         "class_detail",

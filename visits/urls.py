@@ -6,6 +6,7 @@ urlpatterns = [
     # the teacher's pages and the record itself
     path("", records.home, name="home"),
     path("students/<uuid:public_id>/", records.student_detail, name="student_detail"),
+    path("students/<uuid:public_id>/access/", records.student_access_history, name="student_access_history"),
     path("visits/new/", records.visit_create, name="visit_create"),
     path("visits/<uuid:public_id>/", records.visit_detail, name="visit_detail"),
     path("visits/<uuid:public_id>/edit/", records.visit_edit, name="visit_edit"),

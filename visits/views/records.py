@@ -3,6 +3,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Prefetch
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
@@ -20,7 +21,14 @@ from visits.attachments import attachment_add, attachment_delete
 from visits.forms import SuggestionFormSet, VisitForm, suggestions_from
 from visits.models import Attachment, SafetyReport, Visit
 from visits.periods import outside_campaign_notice
-from visits.selectors import Period, VisitStatus, my_students, student_statuses, visits_of_student
+from visits.selectors import (
+    Period,
+    VisitStatus,
+    my_students,
+    student_access_events,
+    student_statuses,
+    visits_of_student,
+)
 from visits.services import VisitConflict, visit_save_draft, visit_submit
 
 
@@ -260,3 +268,36 @@ def attachment_remove(request: HttpRequest, public_id) -> HttpResponse:
     attachment_delete(attachment=attachment, acting_user=request.user)
     messages.info(request, f"已删除附件「{attachment.original_name}」。")
     return redirect("visit_edit", public_id=visit.public_id)
+
+
+ACCESS_PAGE_SIZE = 50
+ACCESS_LABELS = {
+    ("students.Student", AuditEvent.Action.VIEW): "查看学生信息",
+    ("visits.Visit", AuditEvent.Action.VIEW): "查看家访记录",
+    ("visits.Visit", AuditEvent.Action.EXPORT): "导出家访记录",
+}
+
+
+@require_roles(Role.SCHOOL_ADMIN, Role.BUREAU_ADMIN)
+def student_access_history(request: HttpRequest, public_id) -> HttpResponse:
+    """Who viewed or exported a student's record, when and from where: the school admin for any
+    student of the school, the bureau admin for any student (issue 14). Paginated; the reading is
+    itself audited (and so listed)."""
+    student = get_object_for_user(
+        Student.objects.select_related("school", "school_class"), request, public_id=public_id
+    )
+    audit_event_record(
+        action=AuditEvent.Action.VIEW,
+        request=request,
+        object_type="students.Student",
+        object_id=str(student.public_id),
+        detail={"page": "access_history"},
+    )
+    page = Paginator(student_access_events(student), ACCESS_PAGE_SIZE).get_page(request.GET.get("page"))
+    for event in page:
+        event.label = ACCESS_LABELS.get((event.object_type, event.action), event.get_action_display())
+        if (event.detail or {}).get("page") == "access_history":
+            event.label = "查看访问记录"
+        elif (event.detail or {}).get("page") == "print":
+            event.label = "打印家访记录"
+    return render(request, "visits/student_access.html", {"student": student, "page": page})

@@ -335,7 +335,7 @@ def _visit_export(request: HttpRequest, *, school: School, full: bool, county: b
         action=AuditEvent.Action.EXPORT,
         request=request,
         object_type="visits.Visit",
-        object_id=str(school.pk) if county else "",
+        object_id=f"school:{school.pk}",  # a student's access history finds the export by it
         detail={"filters": form.used(), "rows": export.rows, "format": "xlsx", "full": full, "school": school.pk},
     )
     return export.response()
