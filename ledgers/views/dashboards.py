@@ -557,7 +557,7 @@ def zone_dashboard(request: HttpRequest, zone_id: int) -> HttpResponse:
     """A zone's page: its figures and its schools (bureau roles, and the zone's own admin)."""
     scope = _scope(request)
     row = _unit_row(request, scope, level=Level.ZONE, unit_id=zone_id)
-    zone = row.zone if row is not None else _zone_for_user(request, zone_id)
+    zone = row.zone if row is not None else get_object_for_user(Zone, request, pk=zone_id)
     unit = Unit(
         level=Level.ZONE,
         unit_id=zone_id,
@@ -615,22 +615,6 @@ def class_dashboard(request: HttpRequest, school_id: int, class_id: int) -> Http
         school_id=school_id,
     )
     return _render_unit(request, scope, unit)
-
-
-def _zone_for_user(request: HttpRequest, zone_id: int) -> Zone:
-    """The zone if the user may see it (bureau roles; a zone admin their own), else 404 and the
-    DENIED audit row. Zones have no ``visible_to``: only these roles ever see a zone."""
-    user = request.user
-    zones = Zone.objects.none()
-    if user.role in BUREAU_ROLES:
-        zones = Zone.objects.all()
-    elif user.role == Role.ZONE_ADMIN and user.zone_id:
-        zones = Zone.objects.filter(pk=user.zone_id)
-    zone = zones.filter(pk=zone_id).first()
-    if zone is None:
-        deny(request, object_type="schools.Zone", object_id=str(zone_id))
-        raise Http404
-    return zone
 
 
 # --- teacher assessment -----------------------------------------------------------------------

@@ -139,8 +139,7 @@ def visit_edit(request: HttpRequest, public_id) -> HttpResponse:
 def _visit_for_editing(request: HttpRequest, public_id) -> Visit:
     """Its lead teacher and the school's admins may change a record; anyone else gets 404."""
     visit = get_object_for_user(Visit.objects.select_related("school", "lead_teacher"), request, public_id=public_id)
-    user = request.user
-    if visit.lead_teacher_id == user.pk or (user.role == Role.SCHOOL_ADMIN and visit.school_id == user.school_id):
+    if visit.can_edit(request.user):
         return visit
     deny(request, object_type="visits.Visit", object_id=f"edit:{visit.public_id}")
     raise Http404
@@ -211,9 +210,7 @@ def visit_detail(request: HttpRequest, public_id) -> HttpResponse:
         public_id=public_id,
     )
     user = request.user
-    can_edit = visit.lead_teacher_id == user.pk or (
-        user.role == Role.SCHOOL_ADMIN and visit.school_id == user.school_id
-    )
+    can_edit = visit.can_edit(user)
     works_with = works_with_students(user)
     audit_event_record(
         action=AuditEvent.Action.VIEW,
