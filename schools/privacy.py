@@ -57,7 +57,6 @@ _CHINESE_SEPARATORS = {
     "。": ".",
     "·": ".",
     "・": ".",
-    "、": "、",
     "—": "-",
     "–": "-",
     "‐": "-",
@@ -74,44 +73,7 @@ _DATE = re.compile(r"(?<![0-9])(?:19|20)[0-9]{2}([-./])(?:0?[1-9]|1[0-2])\1(?:0?
 _ANY_DIGIT = re.compile(r"[\d\u2460-\u249b\u24ea-\u24ff\u2776-\u2793]")
 # Province codes, the first two digits of an ID number (GB/T 2260).
 _PROVINCES = frozenset(
-    [
-        "11",
-        "12",
-        "13",
-        "14",
-        "15",
-        "21",
-        "22",
-        "23",
-        "31",
-        "32",
-        "33",
-        "34",
-        "35",
-        "36",
-        "37",
-        "41",
-        "42",
-        "43",
-        "44",
-        "45",
-        "46",
-        "50",
-        "51",
-        "52",
-        "53",
-        "54",
-        "61",
-        "62",
-        "63",
-        "64",
-        "65",
-        "71",
-        "81",
-        "82",
-        "83",
-        "91",
-    ]
+    {*range(11, 16), *range(21, 24), *range(31, 38), *range(41, 47), *range(50, 55), *range(61, 66), 71, 81, 82, 83, 91}
 )
 _LONGEST_NUMBER = 18 + 4  # an ID number; "0086" + a mobile number is 15
 
@@ -237,7 +199,7 @@ _LANDLINE = re.compile(r"0(?:10|2\d|[3-9]\d{2})[2-9]\d{6,7}")
 
 def _plausible_id(digits: str) -> bool:
     """Province code and birth date of an 18-character or a 15-digit (old, 19YYMMDD) ID number."""
-    if digits[:2] not in _PROVINCES:
+    if int(digits[:2]) not in _PROVINCES:
         return False
     birth = digits[6:14] if len(digits) == 18 else "19" + digits[6:12]
     try:
