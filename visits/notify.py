@@ -160,6 +160,7 @@ def notify_account_locked(sender, request, username, ip_address, **kwargs) -> No
         f"{settings.LOGIN_FAILURE_LIMIT_PER_ACCOUNT} 次以上，已锁定至 {until:%H:%M}。如非本人操作，可能有人在猜测密码；"
         "教育局管理员可在「锁定账号」页面提前解锁。"
     )
-    notify(users=bureau, title=ACCOUNT_LOCKED_TITLE, body=body, link=reverse("locked_accounts"))
+    # In the app only: an account under attack is not news for a group robot.
+    notify(users=bureau, title=ACCOUNT_LOCKED_TITLE, body=body, link=reverse("locked_accounts"), robot=False)
     if school_admins:
-        notify(users=school_admins, title=ACCOUNT_LOCKED_TITLE, body=body)
+        notify(users=school_admins, title=ACCOUNT_LOCKED_TITLE, body=body, robot=False)
