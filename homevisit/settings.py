@@ -249,18 +249,26 @@ MIDDLEWARE.append("axes.middleware.AxesMiddleware")
 # Axes' gate authenticates nobody: it refuses a locked-out attempt before the real backend runs.
 AUTHENTICATION_BACKENDS = ["schools.accounts.LoginLockoutBackend", *AUTHENTICATION_BACKENDS]
 
-# Login failures. Five failures for one username from one address lock that pair, and only that
-# pair: the same account from another address, and other accounts from the same address (a
-# school's shared NAT), still sign in. Axes has one period, not a separate counting window and
-# lock: a failure counts while the previous one is under 30 minutes old, and the lock lasts 30
-# minutes from the failure that set it. So five failures within 15 minutes always lock, and so
-# do slower guesses that never pause for half an hour. Attempts during the lock are refused and
-# audited but do not extend it (the page can then say when it ends). A successful login clears the
-# pair's count. The bureau admin unlocks in 管理后台 (Axes › Access attempts: delete the row) or
-# with `manage.py axes_reset_username <username>` / `axes_reset_ip_username <ip> <username>`.
-AXES_FAILURE_LIMIT = 5
+# Login failures: two rules, both counted by django-axes from its per-attempt rows (one lockout
+# parameter each: AXES_LOCKOUT_PARAMETERS lists both combinations; the limit callable says which
+# one is reached, see schools.accounts.failure_limit).
+# - Per address: five failures for one username from one address lock that pair, and only that
+#   pair: the same account from another address, and other accounts from the same address (a
+#   school's shared NAT), still sign in.
+# - Per account (issue 14): twenty failures for one username across all addresses lock the account
+#   from everywhere, and the school admin and the bureau admin are told in-app.
+# Axes has one period, not a separate counting window and lock: a failure counts while its
+# address's last failure is under 30 minutes old, and a lock lasts until the failures age out,
+# at most 30 minutes after the failure that set it. So five failures within 15 minutes from one
+# address, or twenty within 15 minutes from any addresses, always lock. Attempts during the lock
+# are refused and audited but do not extend it (the page can then say when it ends). A successful
+# login clears the account's count. The bureau admin unlocks on 「锁定账号」 (/accounts/locked/),
+# in 管理后台 (Axes › Access attempts) or with `manage.py axes_reset_username <username>`.
+LOGIN_FAILURE_LIMIT_PER_ADDRESS = 5
+LOGIN_FAILURE_LIMIT_PER_ACCOUNT = 20
+AXES_FAILURE_LIMIT = "schools.accounts.failure_limit"
 AXES_COOLOFF_TIME = datetime.timedelta(minutes=30)
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username"]
 AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_CALLABLE = "schools.accounts.lockout_response"

@@ -25,6 +25,8 @@ class Role(models.TextChoices):
 
 SCHOOL_ROLES = (Role.TEACHER, Role.SCHOOL_ADMIN)
 BUREAU_ROLES = (Role.INSPECTOR, Role.BUREAU_ADMIN)
+# The county's roles: they read schools in their scope with masked identifiers (DESIGN §2, §8).
+COUNTY_ROLES = (Role.ZONE_ADMIN, Role.INSPECTOR, Role.BUREAU_ADMIN)
 
 
 class Grade(models.IntegerChoices):
@@ -45,9 +47,24 @@ class Grade(models.IntegerChoices):
     G12 = 12, _("高三")
 
 
+class ZoneQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "ZoneQuerySet":
+        """The bureau roles see every zone; a zone admin their own; no one else sees a zone as such
+        (a school's people reach its name through their school)."""
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        if user.role in BUREAU_ROLES:
+            return self.all()
+        if user.role == Role.ZONE_ADMIN and user.zone_id:
+            return self.filter(pk=user.zone_id)
+        return self.none()
+
+
 class Zone(models.Model):
     name = models.CharField(_("片区名称"), max_length=64, unique=True)
     code = models.CharField(_("片区代码"), max_length=32, unique=True)
+
+    objects = ZoneQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("片区")
@@ -406,6 +423,8 @@ class AuditEvent(models.Model):
         verbose_name = _("审计日志")
         verbose_name_plural = _("审计日志")
         ordering = ["-at"]
+        # A student's access history looks rows up by the object they name, newest first.
+        indexes = [models.Index(fields=["object_id", "at"], name="audit_object_at")]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.username} {self.get_action_display()}"

@@ -177,6 +177,18 @@ MATRIX = [
         lambda w: _url("student_detail", w.other_student.public_id),
         {"other_teacher", "other_admin", "inspector", "bureau_admin"},
     ),
+    Row(
+        "student_access_history",
+        "who looked at a student's record",
+        lambda w: _url("student_access_history", w.student.public_id),
+        {"school_admin", "bureau_admin"},
+    ),
+    Row(
+        "student_access_history",
+        "who looked at the other school's student",
+        lambda w: _url("student_access_history", w.other_student.public_id),
+        {"other_admin", "bureau_admin"},
+    ),
     Row("class_detail", "the head teacher's class", lambda w: _url("class_detail", w.school_class.pk), SEES_THE_SCHOOL),
     Row(
         "class_detail",
@@ -231,6 +243,33 @@ MATRIX = [
         SCHOOL_ADMIN,
         others={"other_admin": 302},
     ),  # a class outside the filter's menu: back to the list, no rows
+    # a school's visits for the county's roles (issue 14)
+    Row(
+        "school_visit_list",
+        "the school's visits",
+        lambda w: _url("school_visit_list", w.school.pk) + f"?school_class={_visit(w).students.get().school_class_id}",
+        COUNTY,
+    ),
+    Row(
+        "school_visit_list",
+        "the other school's visits",
+        lambda w: _url("school_visit_list", w.other_school.pk),
+        {"inspector", "bureau_admin"},
+    ),
+    Row(
+        "school_visit_export",
+        "the school's visit export",
+        lambda w: (
+            _url("school_visit_export", w.school.pk) + f"?school_class={_visit(w).students.get().school_class_id}"
+        ),
+        COUNTY,
+    ),
+    Row(
+        "school_visit_export",
+        "the other school's visit export",
+        lambda w: _url("school_visit_export", w.other_school.pk),
+        {"inspector", "bureau_admin"},
+    ),
     # safety reports
     Row("safety_detail", "a report", lambda w: _url("safety_detail", _report(w).public_id), SCHOOL),
     Row(

@@ -121,6 +121,13 @@ class Visit(models.Model):
     def __str__(self) -> str:
         return f"{self.visited_at:%Y-%m-%d} {self.get_method_display()}"
 
+    def can_edit(self, user) -> bool:
+        """The one rule for who may change a record (DESIGN §2, §4): its lead teacher, and the
+        admins of its school. Reach the visit through ``visible_to`` first; this narrows further."""
+        if not user.is_authenticated or not user.is_active:
+            return False
+        return self.lead_teacher_id == user.pk or (user.role == Role.SCHOOL_ADMIN and self.school_id == user.school_id)
+
     @property
     def is_in_home(self) -> bool:
         return self.method == Method.IN_HOME

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from schools.models import Campaign, Phase, SchoolClass, SchoolYear, User
+from schools.models import AuditEvent, Campaign, Phase, SchoolClass, SchoolYear, User
 from students.models import IN_HOME_VISITS_REQUIRED, REVISIT_CATEGORIES, SPECIAL_CATEGORIES, Student
 from students.selectors import teacher_classes
 from visits.models import Method, Visit
@@ -174,4 +174,26 @@ def visits_of_student(student: Student, user: User) -> list[Visit]:
         .select_related("lead_teacher", "phase")
         .prefetch_related("companions")
         .order_by("-visited_at")
+    )
+
+
+def student_access_events(student: Student):
+    """The audit rows about one student's record, newest first (DESIGN §8, issue 14): views of the
+    student's page (and of this history), views and prints of the student's visits, and exports of
+    the student's school's visits not filtered to another class. Matched on ``object_id``, which the
+    (object_id, at) index serves; the visit ids are one query."""
+    visit_ids = [
+        str(public_id) for public_id in Visit.objects.filter(students=student).values_list("public_id", flat=True)
+    ]
+    exports = Q(
+        object_type="visits.Visit", action=AuditEvent.Action.EXPORT, object_id=f"school:{student.school_id}"
+    ) & (Q(detail__filters__school_class__isnull=True) | Q(detail__filters__school_class=student.school_class_id))
+    return (
+        AuditEvent.objects.filter(
+            Q(object_type="students.Student", object_id=str(student.public_id), action=AuditEvent.Action.VIEW)
+            | Q(object_type="visits.Visit", object_id__in=visit_ids, action=AuditEvent.Action.VIEW)
+            | exports
+        )
+        .select_related("user__school", "user__zone")
+        .order_by("-at", "-pk")
     )

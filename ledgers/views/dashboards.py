@@ -33,9 +33,10 @@ from ledgers.selectors import (
     unit_rows,
 )
 from schools.models import BUREAU_ROLES, AuditEvent, Campaign, Role, School, SchoolClass, Zone
+from schools.privacy import SMALL_COUNT, small_count, works_with_students
 from schools.scoping import deny, get_object_for_user, require_roles
 from schools.services import audit_event_record
-from students.models import FOCUS_CATEGORIES, Category
+from students.models import FOCUS_CATEGORIES, SENSITIVE_CATEGORIES, Category
 
 DASHBOARD_ROLES = (Role.SCHOOL_ADMIN, Role.ZONE_ADMIN, Role.INSPECTOR, Role.BUREAU_ADMIN)
 NO_VALUE = "—"
@@ -285,8 +286,8 @@ def _unit_row(request: HttpRequest, scope: Scope, *, level: str, unit_id: int, *
     return rows.select_related("zone", "school").first()
 
 
-def _headline(row: UnitStatistics) -> list[dict]:
-    """The headline figures of a unit, as cards."""
+def _headline(row: UnitStatistics, *, exact: bool = True) -> list[dict]:
+    """The headline figures of a unit, as cards; not ``exact``: 1 or 2 care students show 「<3」."""
     return [
         {
             "label": "走访率（教师参与）",
@@ -317,7 +318,7 @@ def _headline(row: UnitStatistics) -> list[dict]:
         },
         {
             "label": "孤儿和事实无人抚养儿童",
-            "value": str(row.care_students),
+            "value": str(small_count(row.care_students, exact=exact)),
             "detail": "每日一问、每周一见的关爱对象",
         },
         {
@@ -339,12 +340,15 @@ def _rate_text(value: Decimal | None) -> str:
     return NO_VALUE if value is None else f"{value}%"
 
 
-def _categories(row: UnitStatistics) -> list[dict]:
-    """Coverage of each focus family type (重点关注六类家庭) from the row's ``categories``."""
+def _categories(row: UnitStatistics, *, exact: bool = True) -> list[dict]:
+    """Coverage of each focus family type (重点关注六类家庭) from the row's ``categories``. Not
+    ``exact``: a sensitive category's 1 or 2 students show as 「<3」, with no rate (issue 14)."""
     result = []
     for code in FOCUS_CATEGORIES:
         students, visited = (row.categories or {}).get(str(code), [0, 0])
         value = rate(visited, students)
+        if code in SENSITIVE_CATEGORIES and small_count(students, exact=exact) == SMALL_COUNT:
+            students, visited, value = SMALL_COUNT, small_count(visited, exact=False), None
         result.append(
             {
                 "label": str(Category(code).label),
@@ -424,7 +428,9 @@ def _render_unit(request: HttpRequest, scope: Scope, unit: Unit, *, with_zones: 
         zones_table = unit_table(zone_items, unit_columns(Level.ZONE, phase_label=phase_label), sort=None)
 
     days = trend(campaign=campaign, level=unit.level, unit_id=unit.unit_id)
-    categories = _categories(row)
+    # Small numbers of a sensitive category in a class point at a child (issue 14).
+    exact = unit.level != Level.CLASS or works_with_students(user)
+    categories = _categories(row, exact=exact)
     # The chart follows the table's order, so that a sorted ranking reads the same in both.
     ranked = children_table.items if children_table is not None else []
     charts = _charts(scope, days=days, ranked=ranked, categories=categories, progress=progress, expected=expected)
@@ -432,7 +438,7 @@ def _render_unit(request: HttpRequest, scope: Scope, unit: Unit, *, with_zones: 
         {
             "row": row,
             "computed_at": row.computed_at,
-            "headline": _headline(row),
+            "headline": _headline(row, exact=exact),
             "progress": progress,
             "expected": expected,
             "progress_text": _progress_text(own.phase_coverage, expected) if progress is not None else None,
@@ -492,8 +498,8 @@ def _charts(
         "units": units,
         "categories": {
             "labels": [c["label"] for c in categories],
-            "students": [c["students"] for c in categories],
-            "visited": [c["visited"] for c in categories],
+            "students": [c["students"] if c["students"] != SMALL_COUNT else None for c in categories],
+            "visited": [c["visited"] if c["visited"] != SMALL_COUNT else None for c in categories],
         },
     }
 
@@ -551,7 +557,7 @@ def zone_dashboard(request: HttpRequest, zone_id: int) -> HttpResponse:
     """A zone's page: its figures and its schools (bureau roles, and the zone's own admin)."""
     scope = _scope(request)
     row = _unit_row(request, scope, level=Level.ZONE, unit_id=zone_id)
-    zone = row.zone if row is not None else _zone_for_user(request, zone_id)
+    zone = row.zone if row is not None else get_object_for_user(Zone, request, pk=zone_id)
     unit = Unit(
         level=Level.ZONE,
         unit_id=zone_id,
@@ -609,22 +615,6 @@ def class_dashboard(request: HttpRequest, school_id: int, class_id: int) -> Http
         school_id=school_id,
     )
     return _render_unit(request, scope, unit)
-
-
-def _zone_for_user(request: HttpRequest, zone_id: int) -> Zone:
-    """The zone if the user may see it (bureau roles; a zone admin their own), else 404 and the
-    DENIED audit row. Zones have no ``visible_to``: only these roles ever see a zone."""
-    user = request.user
-    zones = Zone.objects.none()
-    if user.role in BUREAU_ROLES:
-        zones = Zone.objects.all()
-    elif user.role == Role.ZONE_ADMIN and user.zone_id:
-        zones = Zone.objects.filter(pk=user.zone_id)
-    zone = zones.filter(pk=zone_id).first()
-    if zone is None:
-        deny(request, object_type="schools.Zone", object_id=str(zone_id))
-        raise Http404
-    return zone
 
 
 # --- teacher assessment -----------------------------------------------------------------------

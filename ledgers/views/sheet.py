@@ -92,7 +92,5 @@ def _unit_in_scope(user: User, *, level: str, unit_id: str) -> bool:
     if level == Level.COUNTY:
         return pk == 0 and user.role in BUREAU_ROLES
     if level == Level.ZONE:
-        if user.role in BUREAU_ROLES:
-            return Zone.objects.filter(pk=pk).exists()
-        return user.role == Role.ZONE_ADMIN and user.zone_id == pk
+        return Zone.objects.visible_to(user).filter(pk=pk).exists()
     return School.objects.visible_to(user).filter(pk=pk).exists()
