@@ -199,6 +199,10 @@ class LedgerRow:
     teachers: list[str] = field(default_factory=list)
 
     @property
+    def cells(self) -> list[PhaseCell]:
+        return [self.first, self.revisit]
+
+    @property
     def last_visit(self) -> Visit | None:
         visits = [cell.visit for cell in (self.first, self.revisit) if cell.visit]
         return max(visits, key=lambda visit: visit.visited_at) if visits else None
