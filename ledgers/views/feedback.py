@@ -164,10 +164,10 @@ def _with_list_relations(items: QuerySet[Suggestion]) -> QuerySet[Suggestion]:
 def _open_first(items: QuerySet[Suggestion]) -> QuerySet[Suggestion]:
     """Open items first, oldest first among them; then the rest, newest first."""
     return items.annotate(
-        is_open=Case(
+        closed_rank=Case(
             When(status__in=OPEN_FEEDBACK_STATUSES, then=Value(0)), default=Value(1), output_field=IntegerField()
         )
-    ).order_by("is_open", "raised_on", "pk")
+    ).order_by("closed_rank", "raised_on", "pk")
 
 
 @require_roles(*LEDGER_READERS)
