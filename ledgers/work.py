@@ -46,7 +46,15 @@ from visits.models import Method, Visit
 EXPORT_CHUNK_SIZE = 2000
 STATUS_TODO = "todo"
 STATUS_DONE = "done"
-STATUS_CHOICES = [("", "全部"), (STATUS_TODO, "待办（未完成）"), (STATUS_DONE, "已完成")]
+STATUS_FIRST_TODO = "first_todo"
+STATUS_REVISIT_TODO = "revisit_todo"
+STATUS_CHOICES = [
+    ("", "全部"),
+    (STATUS_TODO, "待办（未完成）"),
+    (STATUS_FIRST_TODO, "第一轮未走访"),
+    (STATUS_REVISIT_TODO, "第二轮应回访未回访"),
+    (STATUS_DONE, "已完成"),
+]
 GROUP_FOCUS = "revisit"
 GROUP_SPECIAL = "special"
 
@@ -155,6 +163,10 @@ def ledger_filter(
         students = students.filter(todo=1)
     elif status == STATUS_DONE:
         students = students.filter(todo=0)
+    elif status == STATUS_FIRST_TODO:
+        students = students.filter(first_visit_id__isnull=True)
+    elif status == STATUS_REVISIT_TODO:
+        students = students.filter(revisit_due=1, revisit_visit_id__isnull=True)
     if category == GROUP_FOCUS:
         students = students.filter(revisit_due=1)
     elif category == GROUP_SPECIAL:

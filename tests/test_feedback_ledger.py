@@ -341,7 +341,7 @@ def test_the_bureau_sees_one_row_per_category_with_its_schools_and_items(world, 
             Suggestion.objects.filter(pk=item.pk).update(category="transport")
     _visit_with(world, [("作业太多", True)])
     rows = feedback_open_by_category(Suggestion.objects.visible_to(world.bureau_admin))
-    assert [(row.label, row.schools, row.items) for row in rows] == [("交通", 2, 4), ("未分类", 1, 1)]
+    assert [(row.label, row.schools, row.items) for row in rows] == [("交通", 2, 4), ("未分类", 1, 1)]  # 未分类 last
     page = login(world.inspector).get(reverse("feedback_county")).content.decode()
     assert "交通" in page
     # A zone admin sees the zone's schools only.

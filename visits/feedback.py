@@ -492,7 +492,8 @@ def feedback_open_by_category(items: QuerySet[Suggestion], *, today: datetime.da
         )
         for row in rows
     ]
-    return sorted(result, key=lambda row: (-row.schools, -row.items, row.label))
+    # Uncategorised items (not yet triaged) last: they are no problem category of their own.
+    return sorted(result, key=lambda row: (row.code == "", -row.schools, -row.items, row.label))
 
 
 def feedback_issue_titles_across_schools(issues: QuerySet[FeedbackIssue], *, limit: int = 20) -> list[dict]:

@@ -46,6 +46,16 @@ WORDS = (
     ("不知道怎么辅导孩子写作文，希望有指导。", "parenting", "individual", "已推荐家长学校作文辅导课。"),
     ("希望多组织亲子活动。", "other", "individual", "学期末将举办亲子运动会。"),
 )
+# The words ``visits.demo`` writes on visits, as the school would class them.
+EARLIER = (
+    ("希望学校延长课后服务时间。", "management", "common", "下学期起课后服务延长至 18:00。"),
+    ("放学时校门口交通拥堵，担心孩子安全。", "transport", "common", "已协调交警在放学时段执勤。"),
+    ("希望食堂增加蔬菜品种。", "meals", "common", "食堂已调整菜单，每天两种蔬菜。"),
+    ("孩子作业量有时偏多，晚上写到十点。", "teaching", "individual", "已与各科老师统筹作业量。"),
+    ("希望学校多开展心理健康讲座。", "mental_health", "common", "本学期安排两次心理健康讲座。"),
+    ("校车路线能否延伸到我们村？", "transport", "individual", "已向交通运输部门反映，等待答复。"),
+    ("希望老师多反馈孩子在校表现。", "teaching", "individual", "班主任每周通过微信反馈。"),
+)
 # Common problems that many families in several schools raise.
 GATE = ("放学时校门口接送车辆拥堵，孩子过马路不安全。", "transport")
 GATE_TITLE = "校门口接送拥堵"
@@ -95,12 +105,18 @@ def demo_feedback_build(*, seed: int) -> DemoFeedbackSummary:
             _item(visit=rng.choice(visits), text=text, to_school=rng.random() < TO_SCHOOL_SHARE) for text, *_ in words
         ]
         summary.items += len(items)
-        categories = {text: (category, nature, reply) for text, category, nature, reply in WORDS}
-        at_school = [item for item in items if item.to_school]
+        categories = {text: (category, nature, reply) for text, category, nature, reply in (*WORDS, *EARLIER)}
+        # The items passed to the school by the visits themselves (visits.demo), and the new ones.
+        at_school = list(
+            Suggestion.objects.filter(school=school, status=FeedbackStatus.OPEN, issue__isnull=True).order_by("pk")
+        )
         gate_items = _items(rng, visits, GATE[0], rng.randint(3, 6)) if gate else []
+        if gate:  # the families who said the same on earlier visits belong to the same problem
+            gate_items += [item for item in at_school if item.text == EARLIER[1][0]]
+            at_school = [item for item in at_school if item.text != EARLIER[1][0]]
         lunch_items = _items(rng, visits, LUNCH[0], rng.randint(2, 4)) if lunch else []
         summary.items += len(gate_items) + len(lunch_items)
-        summary.to_school += len(at_school) + len(gate_items) + len(lunch_items)
+        summary.to_school += sum(item.to_school for item in items) + len(gate_items) + len(lunch_items)
         if gate_items:
             feedback_issue_create(
                 school=school, title=GATE_TITLE, category=GATE[1], items=gate_items, acting_user=admin
@@ -120,7 +136,7 @@ def demo_feedback_build(*, seed: int) -> DemoFeedbackSummary:
                 )
         staff = list(User.objects.filter(school=school, is_active=True).order_by("pk")[:12])
         for item in at_school:
-            category, nature, reply = categories[item.text]
+            category, nature, reply = categories.get(item.text, ("other", "individual", "已与家长沟通说明。"))
             draw = rng.random()
             if draw < RESOLVED_SHARE:
                 status, family_reply, method = FeedbackStatus.RESOLVED, reply, rng.choice(REPLY_METHODS)
