@@ -60,6 +60,7 @@ def _visit_with(world, texts: list[tuple[str, bool]], *, school=None, teacher=No
             to_school=to_school,
             raised_on=timezone.localdate(when),
             status=FeedbackStatus.OPEN if to_school else FeedbackStatus.ON_SITE,
+            visit_submitted=True,
         )
     return visit
 
@@ -330,6 +331,7 @@ def test_the_open_feedback_figure_counts_the_ledgers_open_items_per_school(world
     _visit_with(world, [("d", True)], school=world.other_school, teacher=world.other_teacher)
     draft = _visit_with(world, [("草稿里的", True)])
     Visit.objects.filter(pk=draft.pk).update(status=Visit.Status.DRAFT)
+    Suggestion.objects.filter(visit=draft).update(visit_submitted=False)
     assert feedback_open_counts() == {world.school.pk: 2, world.other_school.pk: 1}
     assert feedback_open_counts(school_ids=[world.other_school.pk]) == {world.other_school.pk: 1}
 
@@ -399,3 +401,34 @@ def test_the_export_is_in_the_ledger_layout_masked_for_the_county_and_audited(wo
     assert workbook["按类别和状态"]["B3"].value == "问题类别"
     event = AuditEvent.objects.get(action=AuditEvent.Action.EXPORT)
     assert event.user == world.zone_admin and event.detail["ledger"] == "feedback"
+
+
+def test_the_statistics_sheets_second_sheet_has_the_items_by_category_and_status(world, login):
+    from ledgers.models import Level, UnitStatistics
+    from tests.test_statistics_sheet import download
+
+    campaign = factories.CampaignFactory()
+    first = factories.PhaseFactory(campaign=campaign, kind=Phase.Kind.FULL_ROUND)
+    UnitStatistics.objects.create(
+        campaign=campaign,
+        period="campaign",
+        level=Level.SCHOOL,
+        unit_id=world.school.pk,
+        name=world.school.name,
+        school=world.school,
+        zone=world.school.zone,
+        computed_at=timezone.now(),
+    )
+    assert first.start <= timezone.localdate()
+    item = _visit_with(world, [("食堂饭菜偏咸", True), ("作业多", False)]).suggestions.first()
+    Suggestion.objects.filter(pk=item.pk).update(category="meals")
+    _visit_with(world, [("别校意见", True)], school=world.other_school, teacher=world.other_teacher)
+
+    workbook = download(login(world.school_admin), level="school", unit=world.school.pk)
+
+    rows = [[cell.value for cell in row] for row in workbook["其他指标"].iter_rows()]
+    title = next(index for index, row in enumerate(rows) if row[0] == "问题反馈台账：家长意见按类别和状态（条）")
+    header, *body = rows[title + 1 :]
+    assert header[:3] == ["问题类别", "现场答复", "待处理"]
+    by_label = {row[0]: row for row in body}
+    assert by_label["饮食"][2] == 1 and by_label["未分类"][1] == 1 and by_label["合计"][header.index("合计")] == 2

@@ -141,6 +141,7 @@ def _item(w, *, status: str = "open"):
         to_school=True,
         raised_on=timezone.localdate(),
         status=status,
+        visit_submitted=True,
     )
 
 

@@ -368,6 +368,7 @@ class _Writer:
                 to_school=to_school,
                 raised_on=timezone.localdate(row.visited_at),
                 status=FeedbackStatus.OPEN if to_school else FeedbackStatus.ON_SITE,
+                visit_submitted=row.status == Visit.Status.SUBMITTED,
             )
             for row, _, _, items, _ in self.visits
             for text, reply, to_school in items

@@ -186,6 +186,7 @@ def feedback_items_sync(*, visit: Visit, items: list[dict], acting_user: User) -
         item.delete()
     if errors:
         raise ValidationError({"suggestions": errors})
+    Suggestion.objects.filter(visit=visit).update(visit_submitted=visit.is_submitted)
 
 
 # --- the school admin: triage, common problems, escalation -------------------------------------
@@ -415,7 +416,7 @@ def feedback_open_counts(*, school_ids: Iterable[int] | None = None) -> dict[int
     """{school id: open items} — the statistics' 「待处理家长意见」 (DESIGN §7): items of submitted
     visits whose status is 待处理, 处理中 or 上报教育局. One query. Schools without open items are
     absent (count 0)."""
-    items = Suggestion.objects.filter(visit__status=Visit.Status.SUBMITTED, status__in=OPEN_FEEDBACK_STATUSES)
+    items = Suggestion.objects.filter(visit_submitted=True, status__in=OPEN_FEEDBACK_STATUSES)
     if school_ids is not None:
         items = items.filter(school_id__in=list(school_ids))
     return dict(items.order_by().values_list("school_id").annotate(n=Count("pk")))

@@ -166,7 +166,7 @@ def demo_feedback_build(*, seed: int) -> DemoFeedbackSummary:
                         item=item, reply="已协调相关部门，请学校做好家长解释工作。", close=True, acting_user=inspector
                     )
     summary.open = Suggestion.objects.filter(
-        visit__status=Visit.Status.SUBMITTED,
+        visit_submitted=True,
         status__in=(FeedbackStatus.OPEN, FeedbackStatus.IN_PROGRESS, FeedbackStatus.ESCALATED),
     ).count()
     return summary
@@ -185,4 +185,5 @@ def _item(*, visit: Visit, text: str, to_school: bool) -> Suggestion:
         to_school=to_school,
         raised_on=timezone.localdate(visit.visited_at),
         status=FeedbackStatus.OPEN if to_school else FeedbackStatus.ON_SITE,
+        visit_submitted=True,
     )

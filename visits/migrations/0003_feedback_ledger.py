@@ -20,7 +20,8 @@ def backfill(apps, schema_editor):
         item.school_id = item.visit.school_id
         item.raised_on = timezone.localdate(item.visit.visited_at)
         item.status = "open" if item.to_school else "on_site"
-        item.save(update_fields=["public_id", "school", "raised_on", "status"])
+        item.visit_submitted = item.visit.status == "submitted"
+        item.save(update_fields=["public_id", "school", "raised_on", "status", "visit_submitted"])
 
 
 class Migration(migrations.Migration):
@@ -181,6 +182,11 @@ class Migration(migrations.Migration):
             model_name="suggestion",
             name="public_id",
             field=models.UUIDField(null=True, editable=False),
+        ),
+        migrations.AddField(
+            model_name="suggestion",
+            name="visit_submitted",
+            field=models.BooleanField(default=False, editable=False, verbose_name="记录已提交"),
         ),
         migrations.RunPython(backfill, migrations.RunPython.noop),
         migrations.AlterField(
