@@ -121,7 +121,7 @@ def work_class(request: HttpRequest, class_id: int) -> HttpResponse:
     school_class = _class_for_ledger(request, class_id)
     phases = campaign_phases()
     form = WorkFilterForm(request.GET, user=request.user, school=school_class.school, school_class=school_class)
-    students = ledger_students(Student.objects.filter(school_class=school_class).select_related("school_class"), phases)
+    students = ledger_students(Student.objects.filter(school_class=school_class), phases)
     page, rows = _ledger_page(request, students, form)
     return render(
         request,
@@ -145,7 +145,7 @@ def work_school(request: HttpRequest, school_id: int) -> HttpResponse:
     school = get_object_for_user(School.objects.select_related("zone"), request, pk=school_id)
     phases = campaign_phases()
     form = WorkFilterForm(request.GET, user=request.user, school=school)
-    students = ledger_students(Student.objects.filter(school=school).select_related("school_class"), phases)
+    students = ledger_students(Student.objects.filter(school=school), phases)
     page, rows = _ledger_page(request, students, form)
     return render(
         request,
