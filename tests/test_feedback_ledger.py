@@ -24,6 +24,7 @@ from visits.feedback import (
     feedback_item_triage,
     feedback_open_by_category,
     feedback_open_counts,
+    feedback_open_counts_by_phase,
     feedback_summary,
 )
 from visits.models import FeedbackChange, FeedbackIssue, FeedbackStatus, Method, Suggestion, Visit
@@ -334,6 +335,22 @@ def test_the_open_feedback_figure_counts_the_ledgers_open_items_per_school(world
     Suggestion.objects.filter(visit=draft).update(visit_submitted=False)
     assert feedback_open_counts() == {world.school.pk: 2, world.other_school.pk: 1}
     assert feedback_open_counts(school_ids=[world.other_school.pk]) == {world.other_school.pk: 1}
+
+
+def test_the_engines_per_phase_shape_counts_only_open_items(world):
+    phase = factories.PhaseFactory(kind=Phase.Kind.FULL_ROUND)
+    visit = _visit_with(world, [("a", True), ("b", True), ("c", False)])
+    Visit.objects.filter(pk=visit.pk).update(phase=phase)
+    done = visit.suggestions.get(text="b")
+    feedback_item_triage(
+        item=done,
+        triage=Triage(
+            category="other", nature="", handler=None, status="resolved", family_reply="好", reply_method="phone"
+        ),
+        acting_user=world.school_admin,
+    )
+    counts = feedback_open_counts_by_phase(school_ids=[world.school.pk], campaign=phase.campaign)
+    assert counts == {(world.school.pk, phase.pk): 1}
 
 
 def test_the_bureau_sees_one_row_per_category_with_its_schools_and_items(world, login):

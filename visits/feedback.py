@@ -422,6 +422,25 @@ def feedback_open_counts(*, school_ids: Iterable[int] | None = None) -> dict[int
     return dict(items.order_by().values_list("school_id").annotate(n=Count("pk")))
 
 
+def feedback_open_counts_by_phase(*, school_ids: Iterable[int], campaign) -> dict[tuple[int, int], int]:
+    """{(school id, phase id): open items} of the campaign's visits — the shape of the statistics
+    engine's ``_feedback_counts`` (``ledgers.statistics``), so that the engine's 「待处理家长意见」
+    counts the ledger's open items (待处理, 处理中, 上报教育局) instead of every item ever passed to the
+    school. One query."""
+    rows = (
+        Suggestion.objects.filter(
+            visit_submitted=True,
+            status__in=OPEN_FEEDBACK_STATUSES,
+            school_id__in=list(school_ids),
+            visit__phase__campaign=campaign,
+        )
+        .values("school_id", "visit__phase_id")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    return {(row["school_id"], row["visit__phase_id"]): row["n"] for row in rows}
+
+
 @dataclass(frozen=True)
 class FeedbackSummary:
     open: int
