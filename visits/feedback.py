@@ -256,7 +256,7 @@ def feedback_item_escalate(*, item: Suggestion, note: str, acting_user: User) ->
     open at the school or the note is empty."""
     note = note.strip()
     with transaction.atomic():
-        item = Suggestion.objects.select_for_update().select_related("school").get(pk=item.pk)
+        item = Suggestion.objects.select_for_update(of=("self",)).select_related("school").get(pk=item.pk)
         _require_school_admin(item, acting_user)
         if item.status not in (FeedbackStatus.OPEN, FeedbackStatus.IN_PROGRESS):
             message = f"只有待处理或处理中的意见可以上报（这条是「{item.get_status_display()}」）。"
