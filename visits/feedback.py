@@ -69,8 +69,11 @@ def _snapshot(item: Suggestion) -> dict:
     return {name: getattr(item, name) for name in _TRACKED}
 
 
-def _record(item: Suggestion, before: dict | None, *, action: str, acting_user: User | None) -> None:
-    """Write the item's history row (only when something changed) and the audit row."""
+def _record(
+    item: Suggestion, before: dict | None, *, action: str, acting_user: User | None, audit: bool = True
+) -> None:
+    """Write the item's history row (only when something changed) and the audit row. The visit's
+    author's changes are audited once, by the visit's own row (``audit=False`` here)."""
     after = _snapshot(item)
     changes = {}
     for name, (label, show) in _TRACKED.items():
@@ -80,6 +83,8 @@ def _record(item: Suggestion, before: dict | None, *, action: str, acting_user: 
     if before is not None and not changes:
         return
     FeedbackChange.objects.create(item=item, changed_by=acting_user, action=action, changes=changes)
+    if not audit:
+        return
     audit_event_record(
         action=AuditEvent.Action.CHANGE,
         user=acting_user,
@@ -125,7 +130,7 @@ def feedback_items_sync(*, visit: Visit, items: list[dict], acting_user: User) -
             )
             item.full_clean(exclude=["visit", "school", "handler", "issue"])
             item.save()
-            _record(item, None, action="提出", acting_user=acting_user)
+            _record(item, None, action="提出", acting_user=acting_user, audit=False)
             continue
         item = existing.get(item_id)
         if item is None:
@@ -145,7 +150,7 @@ def feedback_items_sync(*, visit: Visit, items: list[dict], acting_user: User) -
             item.withdrawn_reason = reason[:300]
             item.withdrawn_at = timezone.now()
             item.save()
-            _record(item, before, action="撤回", acting_user=acting_user)
+            _record(item, before, action="撤回", acting_user=acting_user, audit=False)
             continue
         if item.is_handled:
             changed = (row["text"], row.get("reply", ""), bool(row.get("to_school"))) != (
@@ -169,21 +174,14 @@ def feedback_items_sync(*, visit: Visit, items: list[dict], acting_user: User) -
         item.raised_on = raised_on
         item.full_clean(exclude=["visit", "school", "handler", "issue"])
         item.save()
-        _record(item, before, action="教师修改", acting_user=acting_user)
+        _record(item, before, action="教师修改", acting_user=acting_user, audit=False)
     for item_id, item in existing.items():
         if item_id in kept:
             continue
         if item.is_handled or item.status == FeedbackStatus.WITHDRAWN:
             errors.append(f"「{item.text[:20]}」：学校已在处理这条意见，不能从记录中删除，只能填写撤回原因后撤回。")
             continue
-        audit_event_record(
-            action=AuditEvent.Action.CHANGE,
-            user=acting_user,
-            object_type="visits.Suggestion",
-            object_id=str(item.pk),
-            detail={"action": "删除（学校尚未处理）"},
-        )
-        item.delete()
+        item.delete()  # never handled by the school; the visit's revision keeps its words
     if errors:
         raise ValidationError({"suggestions": errors})
     Suggestion.objects.filter(visit=visit).update(visit_submitted=visit.is_submitted)
