@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from ledgers.models import LedgerExportJob, Level
 from ledgers.work import campaign_phases, work_ledger_schools_sheets
-from schools.exports import LedgerHeading, write_ledger_xlsx
+from schools.exports import LedgerHeading, write_ledger_workbook
 from schools.models import AuditEvent, Role, School
 from schools.services import audit_event_record
 from students.models import Student
@@ -63,10 +63,10 @@ def ledger_export_run(job_id: int) -> str:
         total = Student.objects.filter(school__in=schools, status=Student.Status.ACTIVE).count()
         LedgerExportJob.objects.filter(pk=job.pk).update(total_rows=total)
         user = job.user
-        export = write_ledger_xlsx(
+        export = write_ledger_workbook(
             work_ledger_schools_sheets(schools, phases),
             heading=LedgerHeading(
-                title=WORK_LEDGER_TITLE, unit_name=job.unit_name, reporter=user.display_name, phone=user.phone
+                title=WORK_LEDGER_TITLE, unit=job.unit_name, filled_by=user.display_name, phone=user.phone
             ),
             filename=job.file_name,
             progress=lambda done: LedgerExportJob.objects.filter(pk=job.pk).update(done_rows=done),

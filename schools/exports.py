@@ -107,13 +107,13 @@ def write_xlsx(
 @dataclass(frozen=True)
 class LedgerHeading:
     """What a ledger (台账, DESIGN §6) says above its table: its title and the line
-    填报单位 / 填报人 / 电话 / 日期."""
+    填报单位 / 填报人 / 电话 / 日期 (``day`` None: today)."""
 
     title: str
-    unit_name: str
-    reporter: str = ""
-    phone: str = ""
-    day: datetime.date | None = None
+    unit: str  # 填报单位
+    filled_by: str = ""  # 填报人
+    phone: str = ""  # 电话
+    day: datetime.date | None = None  # 日期
 
 
 @dataclass
@@ -161,6 +161,20 @@ LEDGER_PROGRESS_EVERY = 1000
 
 
 def write_ledger_xlsx(
+    rows: Iterable[Sequence],
+    *,
+    filename: str,
+    heading: LedgerHeading,
+    sheet_title: str = "台账",
+    widths: Sequence[float | None] | None = None,
+) -> ExportFile:
+    """A one-sheet ledger in the 台账 layout (see ``write_ledger_workbook``)."""
+    return write_ledger_workbook(
+        [LedgerSheet(name=sheet_title, rows=rows, widths=widths)], heading=heading, filename=filename
+    )
+
+
+def write_ledger_workbook(
     sheets: Iterable[LedgerSheet],
     *,
     heading: LedgerHeading,
@@ -171,9 +185,9 @@ def write_ledger_xlsx(
     填报单位 / 填报人 / 电话 / 日期, an optional subtitle, the table with 序号 as its first column and
     its header repeated on every printed page, then an 审核人 line; A4 landscape, fitted to the
     page's width. Rows stream to disk (write-only workbook), so memory stays flat whatever the
-    number of rows. ``progress`` is called with the data rows written so far every
-    ``LEDGER_PROGRESS_EVERY`` rows (a Celery task's progress bar). Text is neutralised against
-    formulas. ``ExportFile.rows`` counts data rows over all sheets."""
+    number of rows; a ``Marked`` value is written with its fill. ``progress`` is called with the
+    data rows written so far every ``LEDGER_PROGRESS_EVERY`` rows (a Celery task's progress bar).
+    Text is neutralised against formulas. ``ExportFile.rows`` counts data rows over all sheets."""
     workbook = openpyxl.Workbook(write_only=True)
     for style in _ledger_styles():
         workbook.add_named_style(style)
@@ -187,7 +201,7 @@ def write_ledger_xlsx(
             count = _write_ledger_sheet(sheet, ledger_sheet, heading=heading, day=day, count=count, progress=progress)
         if not written_sheets:
             _write_ledger_sheet(
-                workbook.create_sheet(title="台账"),
+                workbook.create_sheet(title="台账"),  # an empty workbook is not a valid file
                 LedgerSheet(name="台账", rows=[["（无数据）"]]),
                 heading=heading,
                 day=day,
@@ -236,17 +250,22 @@ def _write_ledger_sheet(sheet, ledger: LedgerSheet, *, heading: LedgerHeading, d
     sheet.page_margins.left = sheet.page_margins.right = 0.4
     sheet.oddFooter.center.text = "第 &P 页，共 &N 页"
     sheet.print_title_rows = f"{header_row}:{header_row}"
-    sheet.freeze_panes = f"A{header_row + 1}"
+    sheet.freeze_panes = f"B{header_row + 1}"
 
     sheet.row_dimensions[1].height = 30
     sheet.append([_styled(sheet, heading.title, _LedgerStyle.TITLE)])
     sheet.merged_cells.add(f"A1:{last}1")
-    line = (
-        f"填报单位：{heading.unit_name}　　填报人：{heading.reporter}　　电话：{heading.phone}"
-        f"　　日期：{day.year} 年 {day.month} 月 {day.day} 日"
+    sheet.append(
+        [
+            _styled(sheet, f"填报单位：{heading.unit}", _LedgerStyle.LINE),
+            None,
+            _styled(sheet, f"填报人：{heading.filled_by}", _LedgerStyle.LINE),
+            None,
+            _styled(sheet, f"电话：{heading.phone}", _LedgerStyle.LINE),
+            None,
+            _styled(sheet, f"日期：{day:%Y年%m月%d日}", _LedgerStyle.LINE),
+        ]
     )
-    sheet.append([_styled(sheet, line, _LedgerStyle.LINE)])
-    sheet.merged_cells.add(f"A2:{last}2")
     if ledger.subtitle:
         sheet.append([_styled(sheet, ledger.subtitle, _LedgerStyle.LINE)])
         sheet.merged_cells.add(f"A3:{last}3")
@@ -261,9 +280,10 @@ def _write_ledger_sheet(sheet, ledger: LedgerSheet, *, heading: LedgerHeading, d
         if progress is not None and count % LEDGER_PROGRESS_EVERY == 0:
             progress(count)
     sheet.append([])
-    sheet.append([_styled(sheet, "审核人：　　　　　　　　　审核日期：　　　　年　　月　　日", _LedgerStyle.FOOT)])
+    sheet.append(
+        [_styled(sheet, "审核人：", _LedgerStyle.FOOT), None, None, _styled(sheet, "审核日期：", _LedgerStyle.FOOT)]
+    )
     row_number += 2
-    sheet.merged_cells.add(f"A{row_number}:{last}{row_number}")
     sheet.print_area = f"A1:{last}{row_number}"
     return count
 
@@ -287,6 +307,11 @@ class _LedgerCells:
             self.styles[name] = prototype._style
 
     def make(self, value: object) -> WriteOnlyCell:
+        if isinstance(value, Marked):
+            cell = self.make(value.value)
+            cell.fill = PatternFill(fill_type="solid", start_color=value.fill, end_color=value.fill)
+            cell.alignment = Alignment(horizontal="center", vertical="center")
+            return cell
         if isinstance(value, datetime.datetime):
             if timezone.is_aware(value):
                 value = timezone.localtime(value).replace(tzinfo=None)
@@ -394,88 +419,3 @@ class Marked:
 
     value: object
     fill: str  # RRGGBB
-
-
-@dataclass(frozen=True)
-class LedgerHeading:
-    """The lines a school's 台账 carries above and below its table."""
-
-    title: str
-    unit: str  # 填报单位
-    filled_by: str  # 填报人
-    phone: str  # 电话
-    day: datetime.date  # 日期
-
-
-def write_ledger_xlsx(
-    rows: Iterable[Sequence],
-    *,
-    filename: str,
-    heading: LedgerHeading,
-    sheet_title: str = "台账",
-    widths: Sequence[float | None] | None = None,
-) -> ExportFile:
-    """Write a ledger in the layout schools file (DESIGN §6): the title, a 填报单位 / 填报人 / 电话 /
-    日期 line, the table (the rows' first item is its header; 序号 is added as the first column), and
-    an 审核人 line at the bottom; A4 landscape, the header repeated on every printed page. Streams
-    like ``write_xlsx``; a ``Marked`` value is written with its fill."""
-    rows = iter(rows)
-    header = ["序号", *[str(label) for label in next(rows)]]
-    workbook = openpyxl.Workbook(write_only=True)
-    sheet = workbook.create_sheet(title=sheet_title[:31])
-    sheet.page_setup.orientation = "landscape"
-    sheet.page_setup.paperSize = PAPER_A4
-    sheet.page_setup.fitToWidth = 1
-    sheet.sheet_properties.pageSetUpPr.fitToPage = True
-    sheet.page_setup.fitToHeight = 0
-    for index, label in enumerate(header):
-        width = 6 if index == 0 else None
-        if widths is not None and 0 < index <= len(widths):
-            width = widths[index - 1] or width
-        sheet.column_dimensions[get_column_letter(index + 1)].width = width or _header_width(label)
-    last = get_column_letter(max(len(header), 1))
-    sheet.merged_cells.add(f"A1:{last}1")
-    sheet.print_title_rows = "3:3"
-    sheet.freeze_panes = "B4"
-    count = 0
-    try:
-        title = WriteOnlyCell(sheet, value=neutralise(heading.title))
-        title.font = TITLE_FONT
-        title.alignment = Alignment(horizontal="center")
-        sheet.append([title])
-        sheet.append(
-            [
-                neutralise(f"填报单位：{heading.unit}"),
-                None,
-                neutralise(f"填报人：{heading.filled_by}"),
-                None,
-                neutralise(f"电话：{heading.phone}"),
-                None,
-                f"日期：{heading.day:%Y年%m月%d日}",
-            ]
-        )
-        sheet.append([_header_cell(sheet, label) for label in header])
-        for row in rows:
-            count += 1
-            sheet.append([count, *[_ledger_value(sheet, value) for value in row]])
-        sheet.append([])
-        sheet.append(["审核人：", None, None, "审核日期："])
-    except BaseException:
-        _discard(sheet)
-        raise
-    target = tempfile.TemporaryFile(suffix=".xlsx")  # noqa: SIM115 - the response closes it
-    try:
-        workbook.save(target)
-    except BaseException:
-        target.close()
-        raise
-    return ExportFile(file=target, filename=filename, content_type=XLSX_CONTENT_TYPE, rows=count)
-
-
-def _ledger_value(sheet, value: object) -> object:
-    if isinstance(value, Marked):
-        cell = WriteOnlyCell(sheet, value=neutralise(value.value))
-        cell.fill = PatternFill(fill_type="solid", start_color=value.fill, end_color=value.fill)
-        cell.alignment = Alignment(horizontal="center")
-        return cell
-    return _xlsx_value(sheet, value)

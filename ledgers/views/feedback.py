@@ -19,7 +19,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from schools.exports import LedgerHeading, LedgerSheet, write_ledger_xlsx
+from schools.exports import LedgerHeading, LedgerSheet, write_ledger_workbook
 from schools.models import AuditEvent, InspectorAssignment, Role, School, SchoolClass, SchoolYear, User
 from schools.privacy import redact_contacts, works_with_students
 from schools.scoping import get_object_for_user, require_roles
@@ -564,7 +564,7 @@ def feedback_export(request: HttpRequest) -> HttpResponse:
     items = form.apply(_ledger_items(user))
     unit = user.school.name if user.school_id else (user.zone.name if user.zone_id else "全县")
     table = feedback_by_category_and_status(items)
-    export = write_ledger_xlsx(
+    export = write_ledger_workbook(
         [
             LedgerSheet(
                 name="问题反馈台账",
@@ -573,7 +573,7 @@ def feedback_export(request: HttpRequest) -> HttpResponse:
             ),
             LedgerSheet(name="按类别和状态", rows=iter(table), widths=[14] + [10] * (len(table[0]) - 1)),
         ],
-        heading=LedgerHeading(title=FEEDBACK_TITLE, unit_name=unit, reporter=user.display_name, phone=user.phone),
+        heading=LedgerHeading(title=FEEDBACK_TITLE, unit=unit, filled_by=user.display_name, phone=user.phone),
         filename=f"问题反馈台账_{unit}_{timezone.localdate():%Y%m%d}.xlsx",
     )
     audit_event_record(

@@ -30,7 +30,7 @@ from ledgers.work import (
     work_ledger_class_sheet,
     work_ledger_school_sheets,
 )
-from schools.exports import LedgerHeading, write_ledger_xlsx
+from schools.exports import LedgerHeading, write_ledger_workbook
 from schools.models import AuditEvent, Role, School, SchoolClass, SchoolYear, User, Zone
 from schools.privacy import works_with_students
 from schools.scoping import deny, get_object_for_user, require_roles
@@ -164,7 +164,7 @@ def work_school(request: HttpRequest, school_id: int) -> HttpResponse:
 
 
 def _heading(user: User, unit_name: str) -> LedgerHeading:
-    return LedgerHeading(title=WORK_LEDGER_TITLE, unit_name=unit_name, reporter=user.display_name, phone=user.phone)
+    return LedgerHeading(title=WORK_LEDGER_TITLE, unit=unit_name, filled_by=user.display_name, phone=user.phone)
 
 
 def _audit_export(request: HttpRequest, *, object_type: str, object_id: str, rows: int) -> None:
@@ -181,7 +181,7 @@ def _audit_export(request: HttpRequest, *, object_type: str, object_id: str, row
 def work_class_export(request: HttpRequest, class_id: int) -> HttpResponse:
     """The class's work ledger as XLSX in the 台账 layout; identifiers masked; audited."""
     school_class = _class_for_ledger(request, class_id)
-    export = write_ledger_xlsx(
+    export = write_ledger_workbook(
         [work_ledger_class_sheet(school_class, campaign_phases())],
         heading=_heading(request.user, school_class.school.name),
         filename=f"工作台账_{school_class.school.name}_{school_class.name}_{timezone.localdate():%Y%m%d}.xlsx",
@@ -194,7 +194,7 @@ def work_class_export(request: HttpRequest, class_id: int) -> HttpResponse:
 def work_school_export(request: HttpRequest, school_id: int) -> HttpResponse:
     """The school's work ledger as XLSX: one sheet per class; identifiers masked; audited."""
     school = get_object_for_user(School, request, pk=school_id)
-    export = write_ledger_xlsx(
+    export = write_ledger_workbook(
         work_ledger_school_sheets(school, campaign_phases()),
         heading=_heading(request.user, school.name),
         filename=f"工作台账_{school.name}_{timezone.localdate():%Y%m%d}.xlsx",
