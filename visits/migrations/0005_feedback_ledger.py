@@ -28,7 +28,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('schools', '0003_campaign_coverage_target'),
-        ('visits', '0003_webhookmessage_given_up_at_webhookmessage_school_and_more'),
+        ('visits', '0004_visit_visit_submitted_by_date'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
