@@ -191,6 +191,7 @@ CELERY_BEAT_SCHEDULE = {
     "statistics-refresh-stale": {"task": "ledgers.tasks.statistics_refresh_stale_sweep", "schedule": 60.0},
     "import-jobs-stuck": {"task": "schools.tasks.import_jobs_stuck_requeue", "schedule": 300.0},
     "webhook-outbox": {"task": "visits.tasks.notify_webhook_outbox_sweep", "schedule": 300.0},
+    "ledger-exports-purge": {"task": "ledgers.jobs.ledger_exports_purge", "schedule": 3600.0},
     "statistics-nightly": {
         "task": "ledgers.tasks.statistics_recompute_nightly",
         "schedule": crontab(hour=2, minute=30),

@@ -40,6 +40,8 @@ from ledgers.selectors import Period
 from schools.exports import FORMULA_PREFIXES, XLSX_CONTENT_TYPE, ExportFile, display_width
 from schools.models import Campaign, User
 from students.models import FOCUS_CATEGORIES, Category
+from visits.feedback import feedback_by_category_and_status
+from visits.models import Suggestion
 
 TITLE = "「万名教师大家访」活动情况统计表"
 OTHER_SHEET_TITLE = "其他指标"
@@ -158,6 +160,7 @@ OTHER_COLUMNS: tuple[Column, ...] = (
     Column("超时未报平安", attrgetter("overdue_safety_reports"), 8),
 )
 GROUP_SEPARATOR = "·"
+FEEDBACK_TABLE_TITLE = "问题反馈台账：家长意见按类别和状态（条）"
 
 MAIN_NOTES = (
     "说明：",
@@ -209,6 +212,9 @@ class StatisticsSheet:
     heading: SheetHeading
     units: Sequence[UnitStatistics]
     total: UnitStatistics
+    # The feedback ledger's items by category and status (header row first), under the further
+    # indicators; empty for none (issue 11, ``visits.feedback.feedback_by_category_and_status``).
+    feedback: Sequence[Sequence] = ()
 
 
 # --- reading the rows ------------------------------------------------------------------------
@@ -243,6 +249,21 @@ def sheet_contact(unit: UnitStatistics, user: User | None = None) -> tuple[str, 
     return "", ""
 
 
+def sheet_feedback_table(user: User, *, unit: UnitStatistics, period: Period) -> list[list]:
+    """The unit's feedback items raised in the period by category and status (header first), read
+    from the feedback ledger in one query (issue 11)."""
+    items = Suggestion.objects.visible_to(user)
+    if unit.level == Level.SCHOOL:
+        items = items.filter(school_id=unit.unit_id)
+    elif unit.level == Level.ZONE:
+        items = items.filter(school__zone_id=unit.unit_id)
+    if period.start:
+        items = items.filter(raised_on__gte=period.start)
+    if period.end:
+        items = items.filter(raised_on__lte=period.end)
+    return feedback_by_category_and_status(items)
+
+
 def period_label(period: Period) -> str:
     """The period as the sheet names it: 全年, or the phase with its dates."""
     if period.phase is None:
@@ -268,6 +289,7 @@ def statistics_sheet_export(
     all_schools: bool = False,
     contact: tuple[str, str] = ("", ""),
     day: datetime.date | None = None,
+    feedback: Sequence[Sequence] = (),
 ) -> ExportFile:
     """The statistics sheet of ``unit`` (a row the caller fetched through its scope) as an XLSX file;
     ``rows`` scopes the units listed below it. One query reads them, then the writer streams both
@@ -283,7 +305,7 @@ def statistics_sheet_export(
         computed_at=unit.computed_at,
     )
     units = list(sheet_child_rows(rows, unit, all_schools=all_schools))
-    sheet = StatisticsSheet(heading=heading, units=units, total=unit)
+    sheet = StatisticsSheet(heading=heading, units=units, total=unit, feedback=feedback)
     return statistics_sheet_write(sheet, filename=sheet_filename(unit, period, day))
 
 
@@ -327,6 +349,8 @@ def statistics_sheet_write(sheet: StatisticsSheet, *, filename: str) -> ExportFi
         columns=OTHER_COLUMNS,
         rows=statistics_sheet_rows(OTHER_COLUMNS, sheet.units, sheet.total),
         notes=OTHER_NOTES,
+        extra_title=FEEDBACK_TABLE_TITLE if sheet.feedback else "",
+        extra_rows=sheet.feedback,
     )
     target = tempfile.TemporaryFile(suffix=".xlsx")  # noqa: SIM115 - the response (or the caller) closes it
     try:
@@ -345,8 +369,11 @@ def _write_table(
     columns: Sequence[Column],
     rows: Iterator[tuple[str, list]],
     notes: Sequence[str],
+    extra_title: str = "",
+    extra_rows: Sequence[Sequence] = (),
 ) -> None:
-    """Title, heading lines, the table under a header repeated on every printed page, the notes."""
+    """Title, heading lines, the table under a header repeated on every printed page, the notes,
+    then an optional small table (``extra_rows``, header first) under ``extra_title``."""
     widths = [column.width for column in columns]
     last = get_column_letter(len(columns))
     grouped = any(GROUP_SEPARATOR in column.label for column in columns)
@@ -416,7 +443,31 @@ def _write_table(
         ws.append([_cell(ws, note, _Style.NOTE_TITLE if index == 0 else _Style.NOTE)])
         ws.merged_cells.add(f"A{row_number}:{last}{row_number}")
         row_number += 1
+    if extra_rows:
+        ws.append([])
+        ws.append([_cell(ws, extra_title, _Style.NOTE_TITLE)])
+        ws.merged_cells.add(f"A{row_number + 1}:{last}{row_number + 1}")
+        row_number += 2
+        for index, values in enumerate(extra_rows):
+            if index == 0:
+                ws.append([_cell(ws, str(label), _Style.HEADER) for label in values])
+            else:
+                ws.append(
+                    [
+                        _cell(ws, value, _Style.TOTAL_TEXT if values[0] == TOTAL_LABEL else _Style.TEXT)
+                        if isinstance(value, str)
+                        else _number_cell(ws, value, total=values[0] == TOTAL_LABEL)
+                        for value in values
+                    ]
+                )
+            row_number += 1
     ws.print_area = f"A1:{last}{row_number - 1}"
+
+
+def _number_cell(ws: WriteOnlyWorksheet, value: object, *, total: bool) -> Cell:
+    cell = WriteOnlyCell(ws, value=value)
+    cell.style = _Style.TOTAL_NUMBER if total else _Style.NUMBER
+    return cell
 
 
 def _append_header(ws: WriteOnlyWorksheet, labels: Sequence[str], *, two_rows: bool) -> None:

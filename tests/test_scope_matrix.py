@@ -49,7 +49,7 @@ EXCLUDED_NAMESPACES = {
 }
 EXCLUDED_NAMES: dict[str, str] = {}
 # Views that take an object in the query string rather than the path: each must have a row.
-QUERY_OBJECT_VIEWS = {"visit_create", "safety_new", "visit_export", "statistics_sheet"}
+QUERY_OBJECT_VIEWS = {"visit_create", "safety_new", "visit_export", "statistics_sheet", "work_export_start"}
 
 
 # --- the objects the URLs name -------------------------------------------------------------------
@@ -126,6 +126,54 @@ def _with_stats(url_for: Callable) -> Callable:
     return build
 
 
+# --- the feedback ledger and the work ledger (issue 11) -------------------------------------------
+
+
+def _item(w, *, status: str = "open"):
+    """An item passed to the school by the family of 王小明, on the teacher's submitted visit."""
+    from visits.models import Suggestion
+
+    visit = _visit(w)
+    return Suggestion.objects.create(
+        visit=visit,
+        school=w.school,
+        text="希望延长课后服务时间",
+        to_school=True,
+        raised_on=timezone.localdate(),
+        status=status,
+        visit_submitted=True,
+    )
+
+
+def _issue(w):
+    from visits.models import FeedbackIssue
+
+    issue = FeedbackIssue.objects.create(school=w.school, title="校门口接送拥堵", category="transport")
+    item = _item(w, status="in_progress")
+    item.issue = issue
+    item.save()
+    return issue
+
+
+def _export_job(w, *, with_file: bool = False):
+    from ledgers.models import LedgerExportJob
+
+    job = LedgerExportJob.objects.create(
+        user=w.zone_admin,
+        kind="work",
+        level="zone",
+        unit_id=w.school.zone_id,
+        unit_name=w.school.zone.name,
+        file_name="工作台账.xlsx",
+        status="done" if with_file else "running",
+        expires_at=timezone.now() + datetime.timedelta(days=1) if with_file else None,
+    )
+    if with_file:
+        job.path.parent.mkdir(parents=True, exist_ok=True)
+        job.path.write_bytes(b"PK")
+    return job
+
+
 # --- the matrix ----------------------------------------------------------------------------------
 
 SCHOOL = {"teacher", "head_teacher", "school_admin"}
@@ -146,7 +194,7 @@ class Row:
     allowed: set[str]
     ok: int = 200
     method: str = "get"
-    data: dict = field(default_factory=dict)
+    data: dict | Callable = field(default_factory=dict)  # or a function of the world, for ids made per case
     others: dict[str, int] = field(default_factory=dict)
     # What a DENIED row names when it is not an id of the URL: e.g. the visit of an attachment.
     denied_object: str = ""
@@ -418,6 +466,130 @@ MATRIX = [
         _with_stats(lambda w: _url("statistics_sheet") + "?level=county&unit=0"),
         {"inspector", "bureau_admin"},
     ),
+    # the feedback ledger (问题反馈台账) and the work ledger (工作台账), issue 11
+    Row(
+        "feedback_ledger",
+        "the feedback ledger (each sees their own scope's)",
+        lambda w: _url("feedback_ledger"),
+        {"school_admin", "other_admin"} | COUNTY,
+    ),
+    Row(
+        "feedback_export",
+        "the feedback ledger as XLSX",
+        lambda w: _url("feedback_export"),
+        {"school_admin", "other_admin"} | COUNTY,
+    ),
+    Row("feedback_county", "problems across schools", lambda w: _url("feedback_county"), COUNTY),
+    Row(
+        "feedback_item",
+        "an item of the school",
+        lambda w: _url("feedback_item", _item(w).public_id),
+        {"school_admin"} | COUNTY,
+    ),
+    Row(
+        "feedback_item_triage",
+        "triaging an item",
+        lambda w: _url("feedback_item_triage", _item(w).public_id),
+        SCHOOL_ADMIN,
+        ok=302,
+        method="post",
+        data={"category": "teaching", "nature": "individual", "status": "in_progress"},
+    ),
+    Row(
+        "feedback_item_escalate",
+        "escalating an item",
+        lambda w: _url("feedback_item_escalate", _item(w).public_id),
+        SCHOOL_ADMIN,
+        ok=302,
+        method="post",
+        data={"note": "需教育局协调。"},
+    ),
+    Row(
+        "feedback_item_reply",
+        "the bureau's reply to an escalated item",
+        lambda w: _url("feedback_item_reply", _item(w, status="escalated").public_id),
+        {"inspector", "bureau_admin"},
+        ok=302,
+        method="post",
+        data={"reply": "已协调。", "close": "on"},
+    ),
+    Row(
+        "feedback_group",
+        "grouping an item of the school under a common problem",
+        lambda w: _url("feedback_group"),
+        SCHOOL_ADMIN,
+        ok=302,
+        method="post",
+        data=lambda w: {"items": [str(_item(w).public_id)], "title": "午餐价格", "category": "fees"},
+        others={"other_admin": 302},  # nothing checked that they may see: back to the ledger
+    ),
+    Row(
+        "feedback_issue",
+        "a common problem",
+        lambda w: _url("feedback_issue", _issue(w).public_id),
+        {"school_admin"} | COUNTY,
+    ),
+    Row(
+        "feedback_issue_resolve",
+        "resolving a common problem",
+        lambda w: _url("feedback_issue_resolve", _issue(w).public_id),
+        SCHOOL_ADMIN,
+        ok=302,
+        method="post",
+        data={"resolution": "已协调交警执勤。", "reply_method": "meeting"},
+    ),
+    Row(
+        "work_class",
+        "the head teacher's class ledger",
+        lambda w: _url("work_class", w.school_class.pk),
+        {"head_teacher", "school_admin"} | COUNTY,
+    ),
+    Row(
+        "work_class",
+        "a class the head teacher does not head",
+        lambda w: _url("work_class", w.plain_class.pk),
+        {"school_admin"} | COUNTY,
+    ),
+    Row(
+        "work_class_export",
+        "the class ledger as XLSX",
+        lambda w: _url("work_class_export", w.school_class.pk),
+        {"head_teacher", "school_admin"} | COUNTY,
+    ),
+    Row("work_school", "the school's work ledger", lambda w: _url("work_school", w.school.pk), SCHOOL_DASHBOARDS),
+    Row(
+        "work_school",
+        "the other school's work ledger",
+        lambda w: _url("work_school", w.other_school.pk),
+        {"other_admin", "inspector", "bureau_admin"},
+    ),
+    Row(
+        "work_school_export",
+        "the school's work ledger as XLSX",
+        lambda w: _url("work_school_export", w.school.pk),
+        SCHOOL_DASHBOARDS,
+    ),
+    Row(
+        "work_export_start",
+        "a zone's work ledger as a task",
+        lambda w: _url("work_export_start"),
+        COUNTY,
+        ok=302,
+        method="post",
+        data=lambda w: {"level": "zone", "unit": str(w.school.zone_id)},
+    ),
+    Row(
+        "ledger_export_job",
+        "the zone admin's export job",
+        lambda w: _url("ledger_export_job", _export_job(w).public_id),
+        {"zone_admin"},
+    ),
+    Row(
+        "ledger_export_file",
+        "the zone admin's exported file",
+        lambda w: _url("ledger_export_file", _export_job(w, with_file=True).public_id),
+        {"zone_admin"},
+    ),
     # the admin site's own gate, for the record: a redirect to its login page, not a 404
     Row(
         "admin:schools_auditevent_changelist",
@@ -576,7 +748,8 @@ def test_each_role_gets_what_the_design_gives_and_a_404_is_logged(world, login, 
     before_count = denied.count()
     before = timezone.now()
 
-    response = getattr(login(user), row.method)(url, row.data, REMOTE_ADDR=CLIENT_IP)
+    data = row.data(world) if callable(row.data) else row.data
+    response = getattr(login(user), row.method)(url, data, REMOTE_ADDR=CLIENT_IP)
 
     after = timezone.now()
     assert response.status_code == expected, f"{role} on {row.name} ({row.what})"

@@ -12,7 +12,8 @@ from django.utils import timezone
 from schools.models import AuditEvent, Campaign, Phase, Role, School, User
 from schools.services import audit_event_record, statistics_refresh_request
 from students.models import Student
-from visits.models import Content, Method, Revision, Suggestion, Visit
+from visits.feedback import feedback_items_sync
+from visits.models import Content, Method, Revision, Visit
 from visits.periods import campaign_windows
 
 # A phone's clock may run a little ahead of the server's.
@@ -51,7 +52,8 @@ class VisitData:
     measures: str = ""
     consent_recorded: bool = False
     integrity_declared: bool = False
-    suggestions: list[dict] = field(default_factory=list)  # {"text", "reply", "to_school"}
+    # {"id": item id or None, "text", "reply", "to_school", "withdraw_reason"} (visits.feedback)
+    suggestions: list[dict] = field(default_factory=list)
 
 
 # Field label and how to show a value, for the history of a submitted record.
@@ -173,8 +175,8 @@ def _visit_write_once(
         visit.save()
         visit.students.set(data.students)
         visit.companions.set(data.companions)
-        visit.suggestions.all().delete()
-        Suggestion.objects.bulk_create(Suggestion(visit=visit, **item) for item in data.suggestions)
+        # Items of the feedback ledger keep their identity: updated in place, never recreated.
+        feedback_items_sync(visit=visit, items=data.suggestions, acting_user=acting_user)
 
         if before is not None:
             changes = _diff(before, _snapshot(visit))
@@ -315,10 +317,14 @@ def _snapshot(visit: Visit) -> dict:
     snapshot = {name: getattr(visit, name) for name in TRACKED_FIELDS}
     snapshot["students"] = sorted(s.name for s in visit.students.all())
     snapshot["companions"] = sorted(u.display_name for u in visit.companions.all())
-    snapshot["suggestions"] = [
-        f"{s.text}（{'提交学校处理' if s.to_school else '答复：' + s.reply}）" for s in visit.suggestions.all()
-    ]
+    snapshot["suggestions"] = [_suggestion_line(s) for s in visit.suggestions.all()]
     return snapshot
+
+
+def _suggestion_line(item) -> str:
+    if item.withdrawn_reason:
+        return f"{item.text}（已撤回：{item.withdrawn_reason}）"
+    return f"{item.text}（{'提交学校处理' if item.to_school else '答复：' + item.reply}）"
 
 
 def _diff(before: dict, after: dict) -> dict:

@@ -20,7 +20,7 @@ from schools.services import audit_event_record
 from schools.views import organisation_home
 from students.models import SENSITIVE_CATEGORIES, Category, Student, StudentCategory
 from visits.attachments import attachment_add, attachment_delete
-from visits.forms import SuggestionFormSet, VisitForm, suggestions_from
+from visits.forms import SuggestionFormSet, VisitForm, suggestion_initial, suggestions_from
 from visits.models import Attachment, SafetyReport, Visit
 from visits.periods import outside_campaign_notice
 from visits.selectors import (
@@ -138,7 +138,7 @@ def visit_edit(request: HttpRequest, public_id) -> HttpResponse:
         "integrity_declared": visit.integrity_declared,
         "version": visit.version,
     }
-    suggestions = [{"text": s.text, "reply": s.reply, "to_school": s.to_school} for s in visit.suggestions.all()]
+    suggestions = [suggestion_initial(s) for s in visit.suggestions.all()]
     return _visit_form(request, visit=visit, initial=initial, suggestions=suggestions)
 
 
