@@ -11,4 +11,5 @@ urlpatterns = [
     path("", include("schools.urls")),
     path("", include("students.urls")),
     path("", include("ledgers.urls")),
+    path("", include("oversight.urls")),
 ]

@@ -494,12 +494,15 @@ def _grow(world, build: StatsBuilder, count: int) -> None:
 
 PINNED = {
     # page: (user, url, queries: session, user, campaign, phases, then the page's own reads)
-    "county": ("bureau_admin", lambda w: reverse("statistics_county"), 10),
-    "county_inspector": ("inspector", lambda w: reverse("statistics_county"), 11),  # + assigned schools
-    "zone": ("zone_admin", lambda w: reverse("statistics_zone", args=[w.school.zone.pk]), 9),
-    "school": ("school_admin", lambda w: reverse("statistics_school", args=[w.school.pk]), 10),
+    # + 3 on county, zone and school pages: the oversight panel (schools with review counts, back-check
+    # outcomes, rectifications: oversight.selectors.school_oversight); + 1 on the teacher assessment
+    # (visits found untrue, oversight.selectors.untrue_by_teacher).
+    "county": ("bureau_admin", lambda w: reverse("statistics_county"), 10 + 3),
+    "county_inspector": ("inspector", lambda w: reverse("statistics_county"), 11 + 3),  # + assigned schools
+    "zone": ("zone_admin", lambda w: reverse("statistics_zone", args=[w.school.zone.pk]), 9 + 3),
+    "school": ("school_admin", lambda w: reverse("statistics_school", args=[w.school.pk]), 10 + 3),
     "class": ("school_admin", lambda w: reverse("statistics_class", args=[w.school.pk, w.school_class.pk]), 8),
-    "teachers": ("school_admin", lambda w: reverse("teacher_assessment", args=[w.school.pk]), 7),
+    "teachers": ("school_admin", lambda w: reverse("teacher_assessment", args=[w.school.pk]), 7 + 1),
     "teachers_xlsx": ("school_admin", lambda w: reverse("teacher_assessment_xlsx", args=[w.school.pk]), 7),
 }
 

@@ -70,7 +70,8 @@ def visit_save_draft(
 def visit_submit(
     *, visit: Visit | None, data: VisitData, acting_user: User, expected_version: int | None = None
 ) -> Visit:
-    """Save and submit: the record must be complete. Asks for the school's statistics to be
+    """Save and submit: the record must be complete. A record sent back by the review (已退回) is
+    resubmitted: it counts again, and its history says so. Asks for the school's statistics to be
     refreshed once the transaction has committed."""
     return _visit_write(visit=visit, data=data, acting_user=acting_user, expected_version=expected_version, submit=True)
 
@@ -86,8 +87,9 @@ def _visit_write(
             visit = Visit.objects.select_for_update().get(pk=visit.pk)
             if expected_version is not None and visit.version != expected_version:
                 raise VisitConflict(visit)
-            before = _snapshot(visit) if visit.is_submitted else None
-        _check(visit=visit, data=data, acting_user=acting_user, complete=submit or visit.is_submitted)
+            before = _snapshot(visit) if visit.is_filed else None
+        _check(visit=visit, data=data, acting_user=acting_user, complete=submit or visit.is_filed)
+        resubmitted = submit and visit.is_returned
 
         for name in TRACKED_FIELDS:
             setattr(visit, name, getattr(data, name))
@@ -105,6 +107,8 @@ def _visit_write(
 
         if before is not None:
             changes = _diff(before, _snapshot(visit))
+            if resubmitted:
+                changes["状态"] = [str(Visit.Status.RETURNED.label), str(Visit.Status.SUBMITTED.label)]
             if changes:
                 Revision.objects.create(visit=visit, changed_by=acting_user, changes=changes)
         audit_event_record(
