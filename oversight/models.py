@@ -149,6 +149,12 @@ class BackCheckSample(models.Model):
         return "，".join(parts)
 
 
+class BackCheckQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "BackCheckQuerySet":
+        """The checks of the samples the user sees."""
+        return self.filter(sample__in=BackCheckSample.objects.visible_to(user))
+
+
 class BackCheck(models.Model):
     """One sampled visit and what the call or visit to the family found."""
 
@@ -172,6 +178,8 @@ class BackCheck(models.Model):
         User, verbose_name=_("回访人"), null=True, on_delete=models.SET_NULL, related_name="+"
     )
     checked_at = models.DateTimeField(_("回访时间"), null=True, blank=True)
+
+    objects = BackCheckQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("抽查回访")

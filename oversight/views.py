@@ -210,7 +210,7 @@ def sample_detail(request: HttpRequest, public_id) -> HttpResponse:
 @require_roles(Role.SCHOOL_ADMIN, Role.INSPECTOR, Role.BUREAU_ADMIN)
 def back_check_save(request: HttpRequest, public_id) -> HttpResponse:
     check = get_object_for_user(
-        BackCheck.objects.filter(sample__in=BackCheckSample.objects.visible_to(request.user)).select_related("sample"),
+        BackCheck.objects.select_related("sample"),
         request,
         public_id=public_id,
     )
