@@ -5,6 +5,10 @@ seen. They are computed per school in a fixed number of queries (four), whatever
 visits: one slim read of the school's submitted records (id, teacher, visit time, entry time,
 method), one grouping of identical notes and its ids, and one anti-join for in-home visits without a
 photo; the rest is arithmetic over the slim rows.
+
+When a record was entered is the earlier of its creation and its submission: a record always exists
+before it is submitted, but rows written in bulk (imports, the demo) carry the time they were
+written as their creation, and their submission time is the one that says when the teacher filed.
 """
 
 import datetime
@@ -61,10 +65,14 @@ def school_flags(school: School, *, teacher: User | None = None) -> dict[int, li
     visits = Visit.objects.filter(school=school, status=Visit.Status.SUBMITTED)
     own = visits.filter(lead_teacher=teacher) if teacher is not None else visits
     flags: dict[int, list[Flag]] = defaultdict(list)
-    rows = list(
-        own.order_by("lead_teacher_id", "created_at").values_list(
-            "pk", "lead_teacher_id", "visited_at", "created_at", "method"
-        )
+    rows = sorted(
+        (
+            (pk, teacher, visited_at, min(created_at, submitted_at or created_at), method)
+            for pk, teacher, visited_at, created_at, submitted_at, method in own.values_list(
+                "pk", "lead_teacher_id", "visited_at", "created_at", "submitted_at", "method"
+            )
+        ),
+        key=lambda row: (row[1], row[3]),
     )
     _late_entries(rows, flags)
     _busy_days_and_overlaps(rows, flags)

@@ -42,7 +42,8 @@ def visit_at(world, visited_at, *, created_at=None, method=Method.PHONE, situati
         situation=situation or f"情况记录 {visited_at:%m%d%H%M%S}",
         integrity_declared=True,
     )
-    Visit.objects.filter(pk=visit.pk).update(created_at=created_at or visited_at + datetime.timedelta(hours=1))
+    entered = created_at or visited_at + datetime.timedelta(hours=1)
+    Visit.objects.filter(pk=visit.pk).update(created_at=entered, submitted_at=entered)
     visit.students.set([student or world.student])
     return visit
 
