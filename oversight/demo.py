@@ -10,9 +10,12 @@ from dataclasses import dataclass
 from django.utils import timezone
 
 from oversight.flags import Code, flag_counts, school_flags
-from oversight.models import BackCheck, Inspection, ReviewSetting, ReviewStep
+from oversight.models import BackCheck, ExcellentCase, Inspection, ReviewSetting, ReviewStep
 from oversight.services import (
     back_check_record,
+    case_advance,
+    case_nominate,
+    case_text_review,
     inspection_file,
     rectification_report,
     review_setting_set,
@@ -22,6 +25,7 @@ from oversight.services import (
 from schools.models import Role, School, User
 from visits.models import Visit
 
+CASE_TITLES = ("一次走进祖孙家庭的家访", "从作业习惯谈起的家校共育")
 RETURN_REASON = "情况记录过于简单，请补充孩子在家的具体表现和商定的措施。"
 
 
@@ -31,6 +35,7 @@ class DemoOversightSummary:
     returned: int = 0
     checked: int = 0
     inspections: int = 0
+    chosen: int = 0
     flags: dict | None = None
 
 
@@ -112,11 +117,29 @@ def demo_oversight_build(*, seed: int, stdout=None) -> DemoOversightSummary:
         )
         summary.inspections += 1 if overdue else 0
 
+    bureau = User.objects.filter(username="bureau", role=Role.BUREAU_ADMIN).first()
+    chosen = [pk for pk in others if pk not in set(_touched(school))][:3]
+    for index, pk in enumerate(chosen):
+        case = case_nominate(visit=Visit(pk=pk), reason="记录细致，措施具体，体现了对学生的关心。", acting_user=admin)
+        if index < 2 and bureau is not None:  # two chosen and shown; the third awaits the bureau
+            case_text_review(case=case, title=CASE_TITLES[index], public_text=case.public_text, acting_user=admin)
+            case_advance(case=case, status=ExcellentCase.Status.SHORTLISTED, acting_user=bureau)
+            case_advance(case=case, status=ExcellentCase.Status.CHOSEN, acting_user=bureau)
+            summary.chosen += 1
+
     summary.flags = flag_counts(school_flags(school))
     if stdout is not None:
         flags = "、".join(f"{Code.LABELS[code]} {n} 条" for code, n in summary.flags.items())
         stdout.write(
             f"督查考核：{school.name}开启审核，审核通过 {summary.accepted} 条、退回 {summary.returned} 条；"
-            f"抽查回访 {summary.checked} 条；督查记录 {summary.inspections} 条。质量提示（{school.name}）：{flags}。"
+            f"抽查回访 {summary.checked} 条；督查记录 {summary.inspections} 条；优秀家访案例 {summary.chosen} 个。"
+            f"质量提示（{school.name}）：{flags}。"
         )
     return summary
+
+
+def _touched(school: School) -> list[int]:
+    """Visits already reviewed or sampled in the demo: the chosen cases are others."""
+    return list(ReviewStep.objects.filter(visit__school=school).values_list("visit_id", flat=True)) + list(
+        BackCheck.objects.filter(sample__school=school).values_list("visit_id", flat=True)
+    )

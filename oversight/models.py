@@ -328,3 +328,77 @@ class RectificationFile(models.Model):
     @property
     def is_image(self) -> bool:
         return self.content_type.startswith("image/")
+
+
+# --- the best visits chosen (家访日志评选) ------------------------------------------------------------
+
+
+class ExcellentCaseQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "ExcellentCaseQuerySet":
+        """The selection itself (nominations, shortlist): the bureau roles see every case, a zone admin
+        those of the zone's schools, a school admin the school's own; teachers none. The chosen
+        cases everyone reads are ``published()``."""
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        if user.role in BUREAU_ROLES:
+            return self.all()
+        if user.role == Role.ZONE_ADMIN:
+            return self.filter(school__zone_id=user.zone_id) if user.zone_id else self.none()
+        if user.role == Role.SCHOOL_ADMIN and user.school_id:
+            return self.filter(school_id=user.school_id)
+        return self.none()
+
+    def published(self) -> "ExcellentCaseQuerySet":
+        """Chosen, and its public text reviewed by the school: what all staff of the county read."""
+        return self.filter(status=ExcellentCase.Status.CHOSEN, text_reviewed_at__isnull=False)
+
+
+class ExcellentCase(models.Model):
+    """优秀家访案例: a visit record nominated by its school, then shortlisted and chosen by the bureau
+    (nominated → shortlisted → chosen). What is shown to the county is ``public_text``: written from
+    the record with names, addresses and contacts taken out, and reviewed by the school's admin; the
+    record's photos are never shown."""
+
+    class Status(models.TextChoices):
+        NOMINATED = "nominated", _("已推荐")
+        SHORTLISTED = "shortlisted", _("入围")
+        CHOSEN = "chosen", _("评选为优秀案例")
+        NOT_CHOSEN = "not_chosen", _("未入选")
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    visit = models.OneToOneField(
+        Visit, verbose_name=_("家访记录"), on_delete=models.CASCADE, related_name="excellent_case"
+    )
+    school = models.ForeignKey(School, verbose_name=_("学校"), on_delete=models.PROTECT, related_name="excellent_cases")
+    # Copied from the record: the assessment counts by it without the visit table.
+    teacher = models.ForeignKey(
+        User, verbose_name=_("家访教师"), on_delete=models.PROTECT, related_name="excellent_cases"
+    )
+    campaign = models.ForeignKey(
+        "schools.Campaign", verbose_name=_("家访活动"), on_delete=models.PROTECT, related_name="excellent_cases"
+    )
+    reason = models.CharField(_("推荐理由"), max_length=300)
+    title = models.CharField(_("案例标题"), max_length=60)
+    public_text = models.TextField(_("公开展示的内容"), max_length=3000)
+    text_reviewed_by = models.ForeignKey(
+        User, verbose_name=_("内容审核人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    text_reviewed_at = models.DateTimeField(_("内容审核时间"), null=True, blank=True)
+    status = models.CharField(_("评选状态"), max_length=12, choices=Status.choices, default=Status.NOMINATED)
+    nominated_by = models.ForeignKey(User, verbose_name=_("推荐人"), on_delete=models.PROTECT, related_name="+")
+    nominated_at = models.DateTimeField(_("推荐时间"), default=timezone.now)
+    decided_by = models.ForeignKey(
+        User, verbose_name=_("评选人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(_("评选时间"), null=True, blank=True)
+
+    objects = ExcellentCaseQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("优秀家访案例")
+        verbose_name_plural = _("优秀家访案例")
+        ordering = ["-nominated_at", "-id"]
+        indexes = [models.Index(fields=["campaign", "status"])]
+
+    def __str__(self) -> str:
+        return self.title

@@ -2,6 +2,7 @@
 rectification. Each is one transaction, validates, and writes its audit row (STYLE.md "Shape")."""
 
 import random
+import re
 import secrets
 
 from django.core.exceptions import ValidationError
@@ -13,6 +14,7 @@ from django.utils import timezone
 from oversight.models import (
     BackCheck,
     BackCheckSample,
+    ExcellentCase,
     Inspection,
     RectificationFile,
     RectificationStep,
@@ -22,6 +24,7 @@ from oversight.models import (
     inspected_schools,
 )
 from schools.models import AuditEvent, Phase, Role, School, User
+from schools.privacy import redact_contacts
 from schools.services import audit_event_record, statistics_refresh_request
 from visits.attachments import PreparedFile
 from visits.models import Method, Visit
@@ -432,4 +435,103 @@ def _audit_inspection(inspection: Inspection, user: User, what: str, **detail) -
         object_type="oversight.Inspection",
         object_id=str(inspection.public_id),
         detail={"step": what, "status": inspection.status, **detail},
+    )
+
+
+# --- the best visits chosen (家访日志评选) ------------------------------------------------------------
+
+_MASKED = re.compile(r"[0-9０-９Xx]*\*{3,}[0-9０-９Xx]*")
+
+
+def public_text_draft(visit: Visit) -> str:
+    """A first draft of what the county may read of a record: its notes and measures with the
+    students' and guardians' names replaced (「该生」, 「家长」), phone and ID numbers removed. Addresses
+    and other details a sentence may carry are not found by a machine: the nominating admin reviews
+    and edits the draft before it can be shown (DESIGN §8)."""
+    text = "\n".join(part for part in (visit.situation.strip(), visit.measures.strip()) if part)
+    replacements: list[tuple[str, str]] = []
+    for student in visit.students.prefetch_related("guardians"):
+        replacements.append((student.name, "该生"))
+        if len(student.name) >= 3:
+            replacements.append((student.name[1:], "该生"))
+        replacements += [(guardian.name, "家长") for guardian in student.guardians.all() if guardian.name]
+    for name, placeholder in sorted(replacements, key=lambda pair: -len(pair[0])):
+        text = text.replace(name, placeholder)
+    return _MASKED.sub("（已删除）", redact_contacts(text))
+
+
+def case_nominate(*, visit: Visit, reason: str, title: str = "", acting_user: User) -> ExcellentCase:
+    """A school admin nominates one of the school's submitted records as an excellent case
+    (优秀家访案例) with a short reason. Raises ValidationError."""
+    reason = reason.strip()
+    with transaction.atomic():
+        visit = Visit.objects.select_for_update().select_related("phase__campaign").get(pk=visit.pk)
+        if acting_user.role != Role.SCHOOL_ADMIN or acting_user.school_id != visit.school_id:
+            raise ValidationError("只有本校的学校管理员可以推荐优秀家访案例。")
+        if not visit.is_submitted or visit.phase is None:
+            raise ValidationError("只能推荐活动阶段内已提交的家访记录。")
+        if ExcellentCase.objects.filter(visit=visit).exists():
+            raise ValidationError("这条记录已经推荐过。")
+        if not reason:
+            raise ValidationError({"reason": "请填写推荐理由。"})
+        case = ExcellentCase(
+            visit=visit,
+            school_id=visit.school_id,
+            teacher_id=visit.lead_teacher_id,
+            campaign=visit.phase.campaign,
+            reason=reason,
+            title=(title.strip() or f"{visit.get_method_display()}：{visit.visited_at:%Y年%m月}的一次家访")[:60],
+            public_text=public_text_draft(visit) or "（请填写）",
+            nominated_by=acting_user,
+        )
+        case.full_clean()
+        case.save()
+        _audit_case(case, acting_user, "nominated")
+    return case
+
+
+def case_text_review(*, case: ExcellentCase, title: str, public_text: str, acting_user: User) -> ExcellentCase:
+    """The school admin edits and approves the text the county will read; a later edit approves again."""
+    with transaction.atomic():
+        case = ExcellentCase.objects.select_for_update().get(pk=case.pk)
+        if acting_user.role != Role.SCHOOL_ADMIN or acting_user.school_id != case.school_id:
+            raise ValidationError("只有本校的学校管理员可以审核案例的公开内容。")
+        if not public_text.strip() or not title.strip():
+            raise ValidationError({"public_text": "标题和公开展示的内容都不能为空。"})
+        case.title, case.public_text = title.strip(), public_text.strip()
+        case.text_reviewed_by, case.text_reviewed_at = acting_user, timezone.now()
+        case.full_clean()
+        case.save(update_fields=["title", "public_text", "text_reviewed_by", "text_reviewed_at"])
+        _audit_case(case, acting_user, "text_reviewed")
+    return case
+
+
+CASE_STEPS = {
+    ExcellentCase.Status.NOMINATED: {ExcellentCase.Status.SHORTLISTED, ExcellentCase.Status.NOT_CHOSEN},
+    ExcellentCase.Status.SHORTLISTED: {ExcellentCase.Status.CHOSEN, ExcellentCase.Status.NOT_CHOSEN},
+}
+
+
+def case_advance(*, case: ExcellentCase, status: str, acting_user: User) -> ExcellentCase:
+    """The bureau runs the selection: nominated → shortlisted → chosen (or not chosen at either step)."""
+    with transaction.atomic():
+        case = ExcellentCase.objects.select_for_update().get(pk=case.pk)
+        if acting_user.role != Role.BUREAU_ADMIN:
+            raise ValidationError("评选由教育局管理员进行。")
+        if status not in CASE_STEPS.get(case.status, set()):
+            raise ValidationError(f"「{case.get_status_display()}」的案例不能改为这个状态。")
+        case.status = status
+        case.decided_by, case.decided_at = acting_user, timezone.now()
+        case.save(update_fields=["status", "decided_by", "decided_at"])
+        _audit_case(case, acting_user, status)
+    return case
+
+
+def _audit_case(case: ExcellentCase, user: User, what: str) -> None:
+    audit_event_record(
+        action=AuditEvent.Action.CHANGE,
+        user=user,
+        object_type="oversight.ExcellentCase",
+        object_id=str(case.public_id),
+        detail={"step": what, "status": case.status},
     )

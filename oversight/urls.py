@@ -20,4 +20,10 @@ urlpatterns = [
     path("inspections/<uuid:public_id>/report/", views.rectification_report_view, name="rectification_report"),
     path("inspections/<uuid:public_id>/decide/", views.rectification_decide_view, name="rectification_decide"),
     path("inspections/files/<uuid:public_id>/", views.rectification_file, name="rectification_file"),
+    # the best visits chosen (家访日志评选)
+    path("cases/", views.case_gallery, name="case_gallery"),
+    path("cases/selection/", views.case_selection, name="case_selection"),
+    path("cases/nominate/<uuid:public_id>/", views.case_nominate_view, name="case_nominate"),
+    path("cases/<uuid:public_id>/", views.case_detail, name="case_detail"),
+    path("cases/<uuid:public_id>/advance/", views.case_advance_view, name="case_advance"),
 ]

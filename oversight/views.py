@@ -25,6 +25,7 @@ from oversight.forms import (
 from oversight.models import (
     BackCheck,
     BackCheckSample,
+    ExcellentCase,
     Inspection,
     RectificationFile,
     RectificationStep,
@@ -32,10 +33,14 @@ from oversight.models import (
     inspected_schools,
 )
 from oversight.services import (
+    CASE_STEPS,
     back_check_record,
     can_check,
     can_decide_rectification,
     can_report_rectification,
+    case_advance,
+    case_nominate,
+    case_text_review,
     inspection_file,
     rectification_decide,
     rectification_report,
@@ -433,3 +438,97 @@ def inspection_export(request: HttpRequest) -> HttpResponse:
         detail={"rows": export.rows, "format": "xlsx"},
     )
     return export.response()
+
+
+# --- the best visits chosen (家访日志评选) ------------------------------------------------------------
+
+
+@login_required
+def case_gallery(request: HttpRequest) -> HttpResponse:
+    """The chosen cases, for all staff of the county: the reviewed public text only; no names,
+    addresses or photos (DESIGN §8), no link to the record."""
+    cases = ExcellentCase.objects.published().select_related("school", "teacher", "campaign").order_by("-decided_at")
+    page = Paginator(cases, 20).get_page(request.GET.get("page"))
+    return render(request, "oversight/case_gallery.html", {"page": page})
+
+
+@require_roles(*COUNTY_AND_SCHOOL_ADMINS)
+def case_selection(request: HttpRequest) -> HttpResponse:
+    """The selection (评选): nominations, shortlist and choices the user may see, by status."""
+    cases = ExcellentCase.objects.visible_to(request.user).select_related("school", "teacher", "nominated_by")
+    status = request.GET.get("status", "")
+    if status in ExcellentCase.Status.values:
+        cases = cases.filter(status=status)
+    page = Paginator(cases, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "oversight/case_selection.html",
+        {"page": page, "status": status, "statuses": ExcellentCase.Status.choices},
+    )
+
+
+@require_POST
+@require_roles(Role.SCHOOL_ADMIN)
+def case_nominate_view(request: HttpRequest, public_id) -> HttpResponse:
+    visit = get_object_for_user(Visit, request, public_id=public_id)
+    try:
+        case = case_nominate(
+            visit=visit,
+            reason=request.POST.get("reason", "")[:300],
+            title=request.POST.get("title", "")[:60],
+            acting_user=request.user,
+        )
+    except ValidationError as exc:
+        _errors_to_messages(request, exc)
+        return redirect("visit_detail", public_id=visit.public_id)
+    messages.success(request, "已推荐。请审核将向全县展示的内容（已自动去掉姓名和电话，地址等请人工检查）。")
+    return redirect("case_detail", public_id=case.public_id)
+
+
+@require_roles(*COUNTY_AND_SCHOOL_ADMINS)
+def case_detail(request: HttpRequest, public_id) -> HttpResponse:
+    """One case: the school admin reviews its public text here; the bureau admin moves it on."""
+    case = get_object_for_user(
+        ExcellentCase.objects.select_related("school", "teacher", "visit", "nominated_by", "text_reviewed_by"),
+        request,
+        public_id=public_id,
+    )
+    user = request.user
+    can_edit = user.role == Role.SCHOOL_ADMIN and user.school_id == case.school_id
+    if request.method == "POST" and can_edit:
+        try:
+            case_text_review(
+                case=case,
+                title=request.POST.get("title", ""),
+                public_text=request.POST.get("public_text", ""),
+                acting_user=user,
+            )
+        except ValidationError as exc:
+            _errors_to_messages(request, exc)
+        else:
+            messages.success(request, "公开内容已审核。")
+            return redirect("case_detail", public_id=case.public_id)
+    return render(
+        request,
+        "oversight/case_detail.html",
+        {
+            "case": case,
+            "can_edit": can_edit,
+            "next_steps": [(s, ExcellentCase.Status(s).label) for s in sorted(CASE_STEPS.get(case.status, ()))]
+            if user.role == Role.BUREAU_ADMIN
+            else [],
+        },
+    )
+
+
+@require_POST
+@require_roles(Role.BUREAU_ADMIN)
+def case_advance_view(request: HttpRequest, public_id) -> HttpResponse:
+    case = get_object_for_user(ExcellentCase, request, public_id=public_id)
+    try:
+        case_advance(case=case, status=request.POST.get("status", ""), acting_user=request.user)
+    except ValidationError as exc:
+        _errors_to_messages(request, exc)
+    else:
+        messages.success(request, f"已改为「{case.__class__.objects.get(pk=case.pk).get_status_display()}」。")
+    return redirect("case_detail", public_id=case.public_id)

@@ -555,6 +555,19 @@ def _rectification_file(w):
     return item
 
 
+def _phase_visit(w) -> Visit:
+    visit = _visit(w)
+    visit.phase = factories.PhaseFactory(kind=Phase.Kind.FULL_ROUND)
+    visit.save()
+    return visit
+
+
+def _case(w):
+    from oversight.services import case_nominate
+
+    return case_nominate(visit=_phase_visit(w), reason="记录细致", acting_user=w.school_admin)
+
+
 OVERSIGHT_ADMINS = {"school_admin", "zone_admin", "inspector", "bureau_admin"}
 SCHOOL_ADMINS_AND_COUNTY = {"school_admin", "other_admin", "zone_admin", "inspector", "bureau_admin"}
 MATRIX += [
@@ -631,6 +644,27 @@ MATRIX += [
         ok=302,
         method="post",
         data={"decision": "accept"},
+    ),
+    Row("case_gallery", "the chosen cases", lambda w: _url("case_gallery"), set(ROLES)),
+    Row("case_selection", "the selection", lambda w: _url("case_selection"), SCHOOL_ADMINS_AND_COUNTY),
+    Row(
+        "case_nominate",
+        "nominating a visit",
+        lambda w: _url("case_nominate", _phase_visit(w).public_id),
+        SCHOOL_ADMIN,
+        ok=302,
+        method="post",
+        data={"reason": "记录细致"},
+    ),
+    Row("case_detail", "a nominated case", lambda w: _url("case_detail", _case(w).public_id), OVERSIGHT_ADMINS),
+    Row(
+        "case_advance",
+        "shortlisting a case",
+        lambda w: _url("case_advance", _case(w).public_id),
+        {"bureau_admin"},
+        ok=302,
+        method="post",
+        data={"status": "shortlisted"},
     ),
     Row(
         "rectification_file",

@@ -2,10 +2,11 @@
 without importing this app: ``{% load oversight_tags %}``. Each tag takes a fixed number of queries."""
 
 from django import template
+from django.db.models import Count
 from django.utils import timezone
 
 from oversight.flags import visit_flags
-from oversight.models import BackCheck, Inspection, ReviewStep
+from oversight.models import BackCheck, ExcellentCase, Inspection, ReviewStep
 from oversight.selectors import school_oversight
 from oversight.services import can_review, review_mode
 from schools.models import Role, School
@@ -33,6 +34,12 @@ def visit_oversight(visit: Visit, user) -> dict:
         "can_review": visit.is_submitted and not accepted and can_review(user, visit, mode=mode),
         "accepted": accepted,
         "reviews": mode != "off",
+        "case": ExcellentCase.objects.filter(visit=visit).first(),
+        "can_nominate": visit.is_submitted
+        and visit.phase_id is not None
+        and user.role == Role.SCHOOL_ADMIN
+        and user.school_id == visit.school_id,
+        "can_nominate_admin": user.role != Role.TEACHER,
     }
 
 
@@ -81,11 +88,20 @@ def dashboard_oversight(unit, user) -> dict:
 
 @register.inclusion_tag("oversight/_teacher_assessment.html")
 def teacher_oversight(school: School) -> dict:
-    """Per teacher of the school: visits found untrue by back-checks (抽查回访与记录不符), for the
-    teacher assessment. One grouped query and one for the names."""
+    """Per teacher of the school, for the teacher assessment: cases chosen as excellent (优秀家访案例)
+    and visits found untrue by back-checks (抽查回访与记录不符). Two grouped queries and one for the
+    names, none on the visit table."""
     from oversight.selectors import untrue_by_teacher  # noqa: PLC0415
     from schools.models import User  # noqa: PLC0415
 
     untrue = untrue_by_teacher(school.pk)
-    names = dict(User.objects.filter(pk__in=list(untrue)).values_list("pk", "real_name")) if untrue else {}
-    return {"rows": sorted(((names.get(pk, "—"), n) for pk, n in untrue.items()), key=lambda r: -r[1])}
+    chosen = dict(
+        ExcellentCase.objects.filter(school=school, status=ExcellentCase.Status.CHOSEN)
+        .values("teacher_id")
+        .annotate(n=Count("pk"))
+        .values_list("teacher_id", "n")
+    )
+    people = set(untrue) | set(chosen)
+    names = dict(User.objects.filter(pk__in=people).values_list("pk", "real_name")) if people else {}
+    rows = [(names.get(pk, "—"), chosen.get(pk, 0), untrue.get(pk, 0)) for pk in people]
+    return {"rows": sorted(rows, key=lambda r: (-r[1], r[2], r[0]))}
