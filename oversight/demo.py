@@ -20,9 +20,10 @@ from oversight.services import (
     rectification_report,
     review_setting_set,
     sample_draw,
+    target_set,
     visit_review,
 )
-from schools.models import Role, School, User
+from schools.models import Campaign, Role, School, User, Zone
 from visits.models import Visit
 
 CASE_TITLES = ("一次走进祖孙家庭的家访", "从作业习惯谈起的家校共育")
@@ -36,6 +37,7 @@ class DemoOversightSummary:
     checked: int = 0
     inspections: int = 0
     chosen: int = 0
+    zone_targets: int = 0
     flags: dict | None = None
 
 
@@ -127,12 +129,37 @@ def demo_oversight_build(*, seed: int, stdout=None) -> DemoOversightSummary:
             case_advance(case=case, status=ExcellentCase.Status.CHOSEN, acting_user=bureau)
             summary.chosen += 1
 
+    campaign = Campaign.current(today)
+    bureau_admin = bureau or User.objects.filter(role=Role.BUREAU_ADMIN).first()
+    if campaign is not None and bureau_admin is not None:
+        target_set(
+            campaign=campaign,
+            coverage=100,
+            participation=100,
+            focus_coverage=100,
+            special_in_home=100,
+            acting_user=bureau_admin,
+        )
+        # A town zone keeps the county's 100%; zones of village schools with scattered families get less.
+        for zone in Zone.objects.exclude(pk=school.zone_id).order_by("code"):
+            target_set(
+                campaign=campaign,
+                zone=zone,
+                coverage=95,
+                participation=100,
+                focus_coverage=100,
+                special_in_home=90,
+                acting_user=bureau_admin,
+            )
+            summary.zone_targets += 1
+
     summary.flags = flag_counts(school_flags(school))
     if stdout is not None:
         flags = "、".join(f"{Code.LABELS[code]} {n} 条" for code, n in summary.flags.items())
         stdout.write(
             f"督查考核：{school.name}开启审核，审核通过 {summary.accepted} 条、退回 {summary.returned} 条；"
-            f"抽查回访 {summary.checked} 条；督查记录 {summary.inspections} 条；优秀家访案例 {summary.chosen} 个。"
+            f"抽查回访 {summary.checked} 条；督查记录 {summary.inspections} 条；优秀家访案例 {summary.chosen} 个；"
+            f"片区目标 {summary.zone_targets} 个。"
             f"质量提示（{school.name}）：{flags}。"
         )
     return summary

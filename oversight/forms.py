@@ -3,7 +3,7 @@
 from django import forms
 
 from oversight.models import BackCheck, Inspection, ReviewSetting
-from schools.models import Phase, School
+from schools.models import Phase, School, Zone
 from visits.models import Method
 
 
@@ -80,3 +80,16 @@ class RectificationReportForm(forms.Form):
 class RectificationDecisionForm(forms.Form):
     decision = forms.ChoiceField(choices=[("accept", "验收通过"), ("send_back", "退回")])
     text = forms.CharField(label="验收意见", max_length=2000, required=False)
+
+
+class TargetForm(forms.Form):
+    zone = forms.ModelChoiceField(
+        label="片区", queryset=Zone.objects.order_by("code"), required=False, empty_label="（全县）"
+    )
+    school = forms.ModelChoiceField(
+        label="或学校", queryset=School.objects.order_by("name"), required=False, empty_label="（不指定学校）"
+    )
+    coverage = forms.IntegerField(label="家访率（%）", min_value=1, max_value=100, initial=100)
+    participation = forms.IntegerField(label="走访率（%）", min_value=1, max_value=100, initial=100)
+    focus_coverage = forms.IntegerField(label="重点关注学生家访率（%）", min_value=1, max_value=100, initial=100)
+    special_in_home = forms.IntegerField(label="特殊学生入户 2 次达标率（%）", min_value=1, max_value=100, initial=100)

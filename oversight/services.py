@@ -23,7 +23,7 @@ from oversight.models import (
     ReviewStep,
     inspected_schools,
 )
-from schools.models import AuditEvent, Phase, Role, School, User
+from schools.models import AuditEvent, CampaignTarget, Phase, Role, School, User
 from schools.privacy import redact_contacts
 from schools.services import audit_event_record, statistics_refresh_request
 from visits.attachments import PreparedFile
@@ -535,3 +535,56 @@ def _audit_case(case: ExcellentCase, user: User, what: str) -> None:
         object_id=str(case.public_id),
         detail={"step": what, "status": case.status},
     )
+
+
+# --- targets per unit -----------------------------------------------------------------------------
+
+
+def target_set(
+    *,
+    campaign,
+    zone=None,
+    school=None,
+    coverage: int,
+    participation: int,
+    focus_coverage: int,
+    special_in_home: int,
+    acting_user: User,
+) -> CampaignTarget:
+    """The bureau admin sets the campaign's target rates for the county (no zone, no school), a zone
+    or a school; setting one again replaces it. Raises ValidationError field by field."""
+    if acting_user.role != Role.BUREAU_ADMIN:
+        raise ValidationError("目标由教育局管理员设置。")
+    if zone is not None and school is not None:
+        raise ValidationError("请只选择片区或学校中的一个。")
+    with transaction.atomic():
+        target = CampaignTarget.objects.select_for_update().filter(
+            campaign=campaign, zone=zone, school=school
+        ).first() or CampaignTarget(campaign=campaign, zone=zone, school=school)
+        target.coverage, target.participation = coverage, participation
+        target.focus_coverage, target.special_in_home = focus_coverage, special_in_home
+        target.full_clean(validate_constraints=False)
+        target.save()
+        audit_event_record(
+            action=AuditEvent.Action.CHANGE,
+            user=acting_user,
+            object_type="schools.CampaignTarget",
+            object_id=str(target.pk),
+            detail={"zone": zone.pk if zone else None, "school": school.pk if school else None, "coverage": coverage},
+        )
+    return target
+
+
+def target_remove(*, target: CampaignTarget, acting_user: User) -> None:
+    """Remove a zone's or school's own target (it follows the next one up again)."""
+    if acting_user.role != Role.BUREAU_ADMIN:
+        raise ValidationError("目标由教育局管理员设置。")
+    with transaction.atomic():
+        audit_event_record(
+            action=AuditEvent.Action.CHANGE,
+            user=acting_user,
+            object_type="schools.CampaignTarget",
+            object_id=str(target.pk),
+            detail={"removed": True},
+        )
+        target.delete()

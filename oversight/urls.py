@@ -26,4 +26,7 @@ urlpatterns = [
     path("cases/nominate/<uuid:public_id>/", views.case_nominate_view, name="case_nominate"),
     path("cases/<uuid:public_id>/", views.case_detail, name="case_detail"),
     path("cases/<uuid:public_id>/advance/", views.case_advance_view, name="case_advance"),
+    # targets per unit
+    path("targets/", views.target_list, name="target_list"),
+    path("targets/<int:pk>/delete/", views.target_delete, name="target_delete"),
 ]

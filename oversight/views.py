@@ -21,6 +21,7 @@ from oversight.forms import (
     ReviewForm,
     ReviewSettingForm,
     SampleForm,
+    TargetForm,
 )
 from oversight.models import (
     BackCheck,
@@ -48,9 +49,11 @@ from oversight.services import (
     review_setting_set,
     reviewable_visits,
     sample_draw,
+    target_remove,
+    target_set,
     visit_review,
 )
-from schools.models import AuditEvent, Campaign, Phase, Role, School
+from schools.models import AuditEvent, Campaign, CampaignTarget, Phase, Role, School
 from schools.scoping import deny, get_object_for_user, require_roles
 from schools.services import audit_event_record
 from visits.attachments import attachment_prepare
@@ -532,3 +535,47 @@ def case_advance_view(request: HttpRequest, public_id) -> HttpResponse:
     else:
         messages.success(request, f"已改为「{case.__class__.objects.get(pk=case.pk).get_status_display()}」。")
     return redirect("case_detail", public_id=case.public_id)
+
+
+# --- targets per unit -----------------------------------------------------------------------------
+
+
+@require_roles(Role.INSPECTOR, Role.BUREAU_ADMIN)
+def target_list(request: HttpRequest) -> HttpResponse:
+    """The current campaign's targets (county, zones, schools); the bureau admin sets them here."""
+    campaign = Campaign.current()
+    form = TargetForm(request.POST or None)
+    if request.method == "POST":
+        if request.user.role != Role.BUREAU_ADMIN:
+            deny(request, object_type="view", object_id="target_list")
+            raise Http404
+        if campaign is not None and form.is_valid():
+            try:
+                target_set(campaign=campaign, acting_user=request.user, **form.cleaned_data)
+            except ValidationError as exc:
+                _errors_to_messages(request, exc)
+            else:
+                messages.success(request, "目标已保存，看板按新目标判断进度。")
+                return redirect("target_list")
+    targets = (
+        CampaignTarget.objects.filter(campaign=campaign).select_related("zone", "school").order_by("school", "zone")
+        if campaign
+        else []
+    )
+    return render(
+        request,
+        "oversight/targets.html",
+        {"campaign": campaign, "targets": targets, "form": form, "can_edit": request.user.role == Role.BUREAU_ADMIN},
+    )
+
+
+@require_POST
+@require_roles(Role.BUREAU_ADMIN)
+def target_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    target = CampaignTarget.objects.filter(pk=pk).first()
+    if target is None:
+        deny(request, object_type="schools.CampaignTarget", object_id=str(pk))
+        raise Http404
+    target_remove(target=target, acting_user=request.user)
+    messages.success(request, "已删除，该单位改按上一级目标。")
+    return redirect("target_list")

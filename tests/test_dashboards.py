@@ -494,14 +494,15 @@ def _grow(world, build: StatsBuilder, count: int) -> None:
 
 PINNED = {
     # page: (user, url, queries: session, user, campaign, phases, then the page's own reads)
+    # + 1 on every unit page: the targets of its units (schools.targets.targets_for);
     # + 3 on county, zone and school pages: the oversight panel (schools with review counts, back-check
     # outcomes, rectifications: oversight.selectors.school_oversight); + 2 on the teacher assessment
     # (visits found untrue and cases chosen, oversight.templatetags.oversight_tags.teacher_oversight).
-    "county": ("bureau_admin", lambda w: reverse("statistics_county"), 10 + 3),
-    "county_inspector": ("inspector", lambda w: reverse("statistics_county"), 11 + 3),  # + assigned schools
-    "zone": ("zone_admin", lambda w: reverse("statistics_zone", args=[w.school.zone.pk]), 9 + 3),
-    "school": ("school_admin", lambda w: reverse("statistics_school", args=[w.school.pk]), 10 + 3),
-    "class": ("school_admin", lambda w: reverse("statistics_class", args=[w.school.pk, w.school_class.pk]), 8),
+    "county": ("bureau_admin", lambda w: reverse("statistics_county"), 10 + 4),
+    "county_inspector": ("inspector", lambda w: reverse("statistics_county"), 11 + 4),  # + assigned schools
+    "zone": ("zone_admin", lambda w: reverse("statistics_zone", args=[w.school.zone.pk]), 9 + 4),
+    "school": ("school_admin", lambda w: reverse("statistics_school", args=[w.school.pk]), 10 + 4),
+    "class": ("school_admin", lambda w: reverse("statistics_class", args=[w.school.pk, w.school_class.pk]), 8 + 1),
     "teachers": ("school_admin", lambda w: reverse("teacher_assessment", args=[w.school.pk]), 7 + 2),
     "teachers_xlsx": ("school_admin", lambda w: reverse("teacher_assessment_xlsx", args=[w.school.pk]), 7),
 }

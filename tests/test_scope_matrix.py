@@ -568,6 +568,19 @@ def _case(w):
     return case_nominate(visit=_phase_visit(w), reason="记录细致", acting_user=w.school_admin)
 
 
+def _target(w):
+    from schools.models import CampaignTarget
+
+    return CampaignTarget.objects.create(
+        campaign=factories.CampaignFactory(),
+        zone=w.school.zone,
+        coverage=95,
+        participation=100,
+        focus_coverage=100,
+        special_in_home=100,
+    )
+
+
 OVERSIGHT_ADMINS = {"school_admin", "zone_admin", "inspector", "bureau_admin"}
 SCHOOL_ADMINS_AND_COUNTY = {"school_admin", "other_admin", "zone_admin", "inspector", "bureau_admin"}
 MATRIX += [
@@ -665,6 +678,15 @@ MATRIX += [
         ok=302,
         method="post",
         data={"status": "shortlisted"},
+    ),
+    Row("target_list", "the targets", lambda w: _url("target_list"), {"inspector", "bureau_admin"}),
+    Row(
+        "target_delete",
+        "removing a zone's target",
+        lambda w: _url("target_delete", _target(w).pk),
+        {"bureau_admin"},
+        ok=302,
+        method="post",
     ),
     Row(
         "rectification_file",
