@@ -61,10 +61,11 @@ def demo_oversight_build(*, seed: int, stdout=None) -> DemoOversightSummary:
     )
     others = [pk for pk, username in submitted if username != "teacher"]
     teachers = [pk for pk, username in submitted if username == "teacher"]
-    for pk in rng.sample(others, min(5, len(others))):
+    picked = rng.sample(others, min(6, len(others)))
+    for pk in picked[:5]:
         visit_review(visit=Visit(pk=pk), action=ReviewStep.Action.ACCEPTED, acting_user=admin)
         summary.accepted += 1
-    for pk in [*rng.sample(others, min(1, len(others))), *teachers[-1:]]:
+    for pk in [*picked[5:], *teachers[-1:]]:
         if Visit.objects.filter(pk=pk, status=Visit.Status.SUBMITTED).exists():
             visit_review(visit=Visit(pk=pk), action=ReviewStep.Action.RETURNED, reason=RETURN_REASON, acting_user=admin)
             summary.returned += 1
