@@ -109,7 +109,7 @@ def visit_review(*, visit: Visit, action: str, reason: str = "", acting_user: Us
     school's statistics to be refreshed. Raises ValidationError with a Chinese message."""
     reason = reason.strip()
     with transaction.atomic():
-        visit = Visit.objects.select_for_update().select_related("school").get(pk=visit.pk)
+        visit = Visit.objects.select_for_update(of=("self",)).select_related("school").get(pk=visit.pk)
         if not can_review(acting_user, visit):
             raise ValidationError("您不能审核这条记录。")
         if not visit.is_submitted:
@@ -272,7 +272,7 @@ def back_check_record(*, check: BackCheck, outcome: str, note: str = "", acting_
     (required when the visit is found untrue). Raises ValidationError."""
     note = note.strip()
     with transaction.atomic():
-        check = BackCheck.objects.select_for_update().select_related("sample", "visit").get(pk=check.pk)
+        check = BackCheck.objects.select_for_update(of=("self",)).select_related("sample", "visit").get(pk=check.pk)
         if not can_check(acting_user, check.sample):
             raise ValidationError("您不能填写这次抽查的回访结果。")
         if outcome not in BackCheck.Outcome.values:
@@ -465,7 +465,7 @@ def case_nominate(*, visit: Visit, reason: str, title: str = "", acting_user: Us
     (优秀家访案例) with a short reason. Raises ValidationError."""
     reason = reason.strip()
     with transaction.atomic():
-        visit = Visit.objects.select_for_update().select_related("phase__campaign").get(pk=visit.pk)
+        visit = Visit.objects.select_for_update().get(pk=visit.pk)
         if acting_user.role != Role.SCHOOL_ADMIN or acting_user.school_id != visit.school_id:
             raise ValidationError("只有本校的学校管理员可以推荐优秀家访案例。")
         if not visit.is_submitted or visit.phase is None:

@@ -191,7 +191,7 @@ def test_outcomes_give_the_true_rate_and_an_untrue_visit_is_flagged_on_the_recor
     record = login(world.school_admin).get(reverse("visit_detail", args=[untrue.visit.public_id])).content.decode()
     assert 'data-testid="untrue-flag"' in record and "家长说当天没有老师来" in record
     assessment = login(world.school_admin).get(reverse("teacher_assessment", args=[world.school.pk])).content.decode()
-    assert "张老师：1 条记录经回访与记录不符" in assessment
+    assert '<td>张老师</td><td>0</td><td><span class="text-danger">1</span></td>' in assessment
 
 
 def test_the_sample_pages_take_fixed_queries(world, login, django_assert_max_num_queries):
