@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "students",
     "visits",
     "ledgers",
+    "oversight",
 ]
 
 MIDDLEWARE = [

@@ -12,4 +12,5 @@ urlpatterns = [
     path("", include("students.urls")),
     path("", include("ledgers.urls")),
     path("", include("monitoring.urls")),
+    path("", include("oversight.urls")),
 ]

@@ -66,15 +66,29 @@ def neutralise(value: object) -> object:
     return f"'{value}" if value.startswith(FORMULA_PREFIXES) else value
 
 
+@dataclass(frozen=True)
+class LedgerLayout:
+    """The layout schools file their ledgers in (DESIGN §6): a title, a line 填报单位 / 填报人 / 电话 /
+    日期 above the header, an 审核人 line below the rows, A4 landscape. The rows keep 序号 first."""
+
+    title: str
+    unit: str
+    filled_by: str
+    phone: str
+    day: datetime.date
+
+
 def write_xlsx(
     rows: Iterable[Sequence],
     *,
     filename: str,
     sheet_title: str = "Sheet1",
     widths: Sequence[float | None] | None = None,
+    ledger: LedgerLayout | None = None,
 ) -> ExportFile:
     """Write the rows to a one-sheet workbook: a styled header row frozen at the top (and repeated
-    on every printed page), columns as wide as ``widths`` says or else as their header needs."""
+    on every printed page), columns as wide as ``widths`` says or else as their header needs. With
+    ``ledger``, the 台账 layout around them (two lines above the header, one below, A4 landscape)."""
     rows = iter(rows)
     header = [str(label) for label in next(rows)]
     workbook = openpyxl.Workbook(write_only=True)
@@ -83,15 +97,40 @@ def write_xlsx(
     for index, label in enumerate(header):
         width = widths[index] if widths is not None and index < len(widths) else None
         sheet.column_dimensions[get_column_letter(index + 1)].width = width or _header_width(label)
-    sheet.freeze_panes = "A2"
+    header_row = 3 if ledger is not None else 1
+    sheet.freeze_panes = f"A{header_row + 1}"
     if header:
-        sheet.print_title_rows = "1:1"
+        sheet.print_title_rows = f"{header_row}:{header_row}"
+    if ledger is not None:
+        sheet.page_setup.orientation = "landscape"
+        sheet.page_setup.paperSize = "9"  # A4
+        sheet.page_setup.fitToWidth = 1
+        sheet.page_setup.fitToHeight = 0
+        sheet.sheet_properties.pageSetUpPr.fitToPage = True
     count = 0
     try:
+        if ledger is not None:
+            title = WriteOnlyCell(sheet, value=neutralise(ledger.title))
+            title.font = Font(bold=True, size=16)
+            sheet.append([title])
+            sheet.append(
+                [
+                    neutralise(f"填报单位：{ledger.unit}"),
+                    None,
+                    neutralise(f"填报人：{ledger.filled_by}"),
+                    None,
+                    neutralise(f"电话：{ledger.phone}"),
+                    None,
+                    f"日期：{ledger.day:%Y年%m月%d日}",
+                ]
+            )
         sheet.append([_header_cell(sheet, label) for label in header])
         for row in rows:
             sheet.append([_xlsx_value(sheet, value) for value in row])
             count += 1
+        if ledger is not None:
+            sheet.append([])
+            sheet.append(["审核人：", None, None, "审核日期：    年    月    日"])
     except BaseException:
         _discard(sheet)
         raise

@@ -494,13 +494,17 @@ def _grow(world, build: StatsBuilder, count: int) -> None:
 
 PINNED = {
     # page: (user, url, queries: session, user, campaign, phases, then the page's own reads)
-    # (+1 on each dashboard: the schools whose figures are behind, monitoring.selectors.figures_behind)
-    "county": ("bureau_admin", lambda w: reverse("statistics_county"), 11),
-    "county_inspector": ("inspector", lambda w: reverse("statistics_county"), 12),  # + assigned schools
-    "zone": ("zone_admin", lambda w: reverse("statistics_zone", args=[w.school.zone.pk]), 10),
-    "school": ("school_admin", lambda w: reverse("statistics_school", args=[w.school.pk]), 11),
-    "class": ("school_admin", lambda w: reverse("statistics_class", args=[w.school.pk, w.school_class.pk]), 9),
-    "teachers": ("school_admin", lambda w: reverse("teacher_assessment", args=[w.school.pk]), 7),
+    # + 1 on each dashboard: the schools whose figures are behind (monitoring.selectors.figures_behind);
+    # + 1 on every unit page: the targets of its units (schools.targets.targets_for);
+    # + 3 on county, zone and school pages: the oversight panel (schools with review counts, back-check
+    # outcomes, rectifications: oversight.selectors.school_oversight); + 2 on the teacher assessment
+    # (visits found untrue and cases chosen, oversight.templatetags.oversight_tags.teacher_oversight).
+    "county": ("bureau_admin", lambda w: reverse("statistics_county"), 10 + 1 + 4),
+    "county_inspector": ("inspector", lambda w: reverse("statistics_county"), 11 + 1 + 4),  # + assigned schools
+    "zone": ("zone_admin", lambda w: reverse("statistics_zone", args=[w.school.zone.pk]), 9 + 1 + 4),
+    "school": ("school_admin", lambda w: reverse("statistics_school", args=[w.school.pk]), 10 + 1 + 4),
+    "class": ("school_admin", lambda w: reverse("statistics_class", args=[w.school.pk, w.school_class.pk]), 8 + 1 + 1),
+    "teachers": ("school_admin", lambda w: reverse("teacher_assessment", args=[w.school.pk]), 7 + 2),
     "teachers_xlsx": ("school_admin", lambda w: reverse("teacher_assessment_xlsx", args=[w.school.pk]), 7),
 }
 

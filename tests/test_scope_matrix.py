@@ -736,6 +736,191 @@ def _url(name: str, *args) -> str:
     return reverse(name, args=args)
 
 
+# --- oversight (督查考核, issue 12) ----------------------------------------------------------------
+
+
+def _reviewing(w) -> Visit:
+    """A submitted visit of the teacher in a school that reviews (by its admin only)."""
+    from oversight.models import ReviewSetting
+
+    ReviewSetting.objects.create(school=w.school, mode=ReviewSetting.Mode.ADMIN)
+    return _visit(w)
+
+
+def _sample(w, *, by: str = "inspector"):
+    from oversight.services import sample_draw
+
+    _visit(w)
+    return sample_draw(school=w.school, size=1, acting_user=getattr(w, by))
+
+
+def _inspection(w):
+    from oversight.services import inspection_file
+
+    return inspection_file(
+        school=w.school,
+        date=timezone.localdate(),
+        how="on_site",
+        findings="家访记录不全。",
+        rectification="补全记录。",
+        deadline=timezone.localdate() + datetime.timedelta(days=7),
+        acting_user=w.inspector,
+    )
+
+
+def _rectification_file(w):
+    from oversight.models import RectificationFile
+    from oversight.services import rectification_report
+
+    step = rectification_report(inspection=_inspection(w), text="已补全。", acting_user=w.school_admin)
+    item = RectificationFile.objects.create(step=step, original_name="整改.jpg", content_type="image/jpeg", size=3)
+    item.path.parent.mkdir(parents=True, exist_ok=True)
+    item.path.write_bytes(b"abc")
+    return item
+
+
+def _phase_visit(w) -> Visit:
+    visit = _visit(w)
+    visit.phase = factories.PhaseFactory(kind=Phase.Kind.FULL_ROUND)
+    visit.save()
+    return visit
+
+
+def _case(w):
+    from oversight.services import case_nominate
+
+    return case_nominate(visit=_phase_visit(w), reason="记录细致", acting_user=w.school_admin)
+
+
+def _target(w):
+    from schools.models import CampaignTarget
+
+    return CampaignTarget.objects.create(
+        campaign=factories.CampaignFactory(),
+        zone=w.school.zone,
+        coverage=95,
+        participation=100,
+        focus_coverage=100,
+        special_in_home=100,
+    )
+
+
+OVERSIGHT_ADMINS = {"school_admin", "zone_admin", "inspector", "bureau_admin"}
+SCHOOL_ADMINS_AND_COUNTY = {"school_admin", "other_admin", "zone_admin", "inspector", "bureau_admin"}
+MATRIX += [
+    Row(
+        "review_decide",
+        "returning a record in a school that reviews",
+        lambda w: _url("review_decide", _reviewing(w).public_id),
+        SCHOOL_ADMIN,
+        ok=302,
+        method="post",
+        data={"action": "returned", "reason": "请补充"},
+    ),
+    Row("review_queue", "the records awaiting review", lambda w: _url("review_queue"), {"school_admin", "other_admin"}),
+    Row(
+        "review_settings",
+        "the school's review setting",
+        lambda w: _url("review_settings"),
+        {"school_admin", "other_admin"},
+        ok=302,
+        method="post",
+        data={"mode": "admin"},
+    ),
+    Row(
+        "sample_list",
+        "the back-check samples",
+        lambda w: _url("sample_list"),
+        {"school_admin", "other_admin", "inspector", "bureau_admin"},
+    ),
+    Row(
+        "sample_detail",
+        "a sample the inspector drew",
+        lambda w: _url("sample_detail", _sample(w).public_id),
+        {"inspector", "bureau_admin"},
+    ),
+    Row(
+        "sample_detail",
+        "a sample the school drew",
+        lambda w: _url("sample_detail", _sample(w, by="school_admin").public_id),
+        {"school_admin", "inspector", "bureau_admin"},
+    ),
+    Row(
+        "back_check_save",
+        "an outcome of the inspector's sample",
+        lambda w: _url("back_check_save", _sample(w).checks.get().public_id),
+        {"inspector", "bureau_admin"},
+        ok=302,
+        method="post",
+        data={"outcome": "true", "note": ""},
+    ),
+    Row("quality_flags", "the school's quality flags", lambda w: _url("quality_flags", w.school.pk), OVERSIGHT_ADMINS),
+    Row("inspection_list", "the inspections", lambda w: _url("inspection_list"), SCHOOL_ADMINS_AND_COUNTY),
+    Row("inspection_new", "filing an inspection", lambda w: _url("inspection_new"), {"inspector", "bureau_admin"}),
+    Row("inspection_export", "the inspections as XLSX", lambda w: _url("inspection_export"), SCHOOL_ADMINS_AND_COUNTY),
+    Row(
+        "inspection_detail",
+        "an inspection of the school",
+        lambda w: _url("inspection_detail", _inspection(w).public_id),
+        OVERSIGHT_ADMINS,
+    ),
+    Row(
+        "rectification_report",
+        "reporting a rectification",
+        lambda w: _url("rectification_report", _inspection(w).public_id),
+        SCHOOL_ADMIN,
+        ok=302,
+        method="post",
+        data={"text": "已整改。"},
+    ),
+    Row(
+        "rectification_decide",
+        "accepting a rectification",
+        lambda w: _url("rectification_decide", _inspection(w).public_id),
+        {"inspector", "bureau_admin"},
+        ok=302,
+        method="post",
+        data={"decision": "accept"},
+    ),
+    Row("case_gallery", "the chosen cases", lambda w: _url("case_gallery"), set(ROLES)),
+    Row("case_selection", "the selection", lambda w: _url("case_selection"), SCHOOL_ADMINS_AND_COUNTY),
+    Row(
+        "case_nominate",
+        "nominating a visit",
+        lambda w: _url("case_nominate", _phase_visit(w).public_id),
+        SCHOOL_ADMIN,
+        ok=302,
+        method="post",
+        data={"reason": "记录细致"},
+    ),
+    Row("case_detail", "a nominated case", lambda w: _url("case_detail", _case(w).public_id), OVERSIGHT_ADMINS),
+    Row(
+        "case_advance",
+        "shortlisting a case",
+        lambda w: _url("case_advance", _case(w).public_id),
+        {"bureau_admin"},
+        ok=302,
+        method="post",
+        data={"status": "shortlisted"},
+    ),
+    Row("target_list", "the targets", lambda w: _url("target_list"), {"inspector", "bureau_admin"}),
+    Row(
+        "target_delete",
+        "removing a zone's target",
+        lambda w: _url("target_delete", _target(w).pk),
+        {"bureau_admin"},
+        ok=302,
+        method="post",
+    ),
+    Row(
+        "rectification_file",
+        "a photo of a rectification",
+        lambda w: _url("rectification_file", _rectification_file(w).public_id),
+        OVERSIGHT_ADMINS,
+    ),
+]
+
+
 CASES = [pytest.param(row, role, id=f"{row.name}[{row.what}]-{role}") for row in MATRIX for role in ROLES]
 
 

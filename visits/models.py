@@ -64,6 +64,8 @@ class Visit(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", _("草稿")
         SUBMITTED = "submitted", _("已提交")
+        # Sent back by the school's review (审核, DESIGN §6): counts as not submitted until resubmitted.
+        RETURNED = "returned", _("已退回")
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     school = models.ForeignKey(School, verbose_name=_("学校"), on_delete=models.PROTECT, related_name="visits")
@@ -135,6 +137,15 @@ class Visit(models.Model):
     @property
     def is_submitted(self) -> bool:
         return self.status == self.Status.SUBMITTED
+
+    @property
+    def is_returned(self) -> bool:
+        return self.status == self.Status.RETURNED
+
+    @property
+    def is_filed(self) -> bool:
+        """Submitted at least once (submitted now, or sent back by the review): its changes are kept."""
+        return self.status in (self.Status.SUBMITTED, self.Status.RETURNED)
 
     def content_labels(self) -> list[str]:
         return [Content(code).label for code in Content.values if code in self.contents]

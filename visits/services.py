@@ -98,7 +98,8 @@ def visit_submit(
     expected_version: int | None = None,
     submission_key: uuid.UUID | None = None,
 ) -> Visit:
-    """Save and submit: the record must be complete. Asks for the school's statistics to be
+    """Save and submit: the record must be complete. A record sent back by the review (已退回) is
+    resubmitted: it counts again, and its history says so. Asks for the school's statistics to be
     refreshed once the transaction has committed.
 
     ``submission_key`` (new records only; ignored when ``visit`` is given): the key the server
@@ -160,8 +161,9 @@ def _visit_write_once(
             visit = Visit.objects.select_for_update().get(pk=visit.pk)
             if expected_version is not None and visit.version != expected_version:
                 raise VisitConflict(visit)
-            before = _snapshot(visit) if visit.is_submitted else None
-        _check(visit=visit, data=data, acting_user=acting_user, complete=submit or visit.is_submitted)
+            before = _snapshot(visit) if visit.is_filed else None
+        _check(visit=visit, data=data, acting_user=acting_user, complete=submit or visit.is_filed)
+        resubmitted = submit and visit.is_returned
 
         for name in TRACKED_FIELDS:
             setattr(visit, name, getattr(data, name))
@@ -180,6 +182,8 @@ def _visit_write_once(
 
         if before is not None:
             changes = _diff(before, _snapshot(visit))
+            if resubmitted:
+                changes["状态"] = [str(Visit.Status.RETURNED.label), str(Visit.Status.SUBMITTED.label)]
             if changes:
                 Revision.objects.create(visit=visit, changed_by=acting_user, changes=changes)
         audit_event_record(

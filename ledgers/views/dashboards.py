@@ -36,6 +36,7 @@ from schools.models import BUREAU_ROLES, AuditEvent, Campaign, Role, School, Sch
 from schools.privacy import SMALL_COUNT, small_count, works_with_students
 from schools.scoping import deny, get_object_for_user, require_roles
 from schools.services import audit_event_record
+from schools.targets import targets_for
 from students.models import FOCUS_CATEGORIES, SENSITIVE_CATEGORIES, Category
 
 DASHBOARD_ROLES = (Role.SCHOOL_ADMIN, Role.ZONE_ADMIN, Role.INSPECTOR, Role.BUREAU_ADMIN)
@@ -370,11 +371,6 @@ def _render_unit(request: HttpRequest, scope: Scope, unit: Unit, *, with_zones: 
     user, campaign, period = request.user, scope.campaign, scope.period
 
     progress = progress_period(scope.periods, period, scope.today)
-    expected = None
-    if progress is not None:
-        expected = expected_coverage(
-            target=campaign.coverage_target, start=progress.start, end=progress.end, today=scope.today
-        )
 
     children: list[UnitStatistics] = []
     if unit.child_level:
@@ -403,10 +399,21 @@ def _render_unit(request: HttpRequest, scope: Scope, unit: Unit, *, with_zones: 
         }
 
     assigned = assigned_school_ids(user) if unit.child_level == Level.SCHOOL else set()
+    # Each unit is measured against its own target (schools.targets: school, zone, county, campaign).
+    targets = targets_for(campaign, [row, *children, *zones])
+
+    def expected_of(unit_row: UnitStatistics) -> Decimal | None:
+        if progress is None:
+            return None
+        target = targets[unit_row.level, unit_row.unit_id].coverage
+        return expected_coverage(target=target, start=progress.start, end=progress.end, today=scope.today)
+
+    expected = expected_of(row)
 
     def item(unit_row: UnitStatistics, url: str | None) -> UnitItem:
         phase_row = phase_rows.get((unit_row.level, unit_row.unit_id))
         coverage = phase_row.coverage_rate if phase_row is not None else None
+        expected = expected_of(unit_row)
         return UnitItem(
             row=unit_row,
             url=url,
@@ -443,7 +450,11 @@ def _render_unit(request: HttpRequest, scope: Scope, unit: Unit, *, with_zones: 
             "expected": expected,
             "progress_text": _progress_text(own.phase_coverage, expected) if progress is not None else None,
             "own": own,
-            "target": campaign.coverage_target,
+            "target": targets[row.level, row.unit_id].coverage,
+            "target_source": targets[row.level, row.unit_id].source_label,
+            "child_targets": sorted(
+                {(targets[r.level, r.unit_id].source_label, targets[r.level, r.unit_id].coverage) for r in children}
+            ),
             "children_table": children_table,
             "children_label": NAME_LABELS.get(unit.child_level, ""),
             "zones_table": zones_table,

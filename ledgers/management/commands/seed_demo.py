@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from ledgers.demo import demo_ledgers_build
 from ledgers.statistics import statistics_compute, statistics_history_backfill
+from oversight.demo import demo_oversight_build
 from schools.exports import display_width
 from schools.models import Campaign, School
 from students.demo import (
@@ -89,6 +90,7 @@ class Command(BaseCommand):
                     activity = None if no_visits else demo_activity_build(seed=seed, rounds_of_visits=visit_rounds)
                     ledgers = None if no_visits else demo_ledgers_build(seed=seed)
                     feedback = None if no_visits else demo_feedback_build(seed=seed)
+                    None if no_visits else demo_oversight_build(seed=seed, stdout=self.stdout)  # issue 12
         except DemoCountyError as error:
             raise CommandError(str(error)) from error
 
