@@ -16,7 +16,13 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-static: $(VENV)/.installed node_modules/.installed
+# ECharts with only the charts the dashboards draw, and the visit form's offline copy (idb),
+# bundled by esbuild into build/ (served by staticfiles; never committed).
+build/.built: node_modules/.installed $(wildcard frontend/*.js)
+	npm run --silent build
+	touch $@
+
+static: $(VENV)/.installed build/.built
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 
 migrate: $(VENV)/.installed
@@ -48,4 +54,4 @@ beat: $(VENV)/.installed
 	$(VENV)/bin/celery -A homevisit beat --loglevel INFO
 
 clean:
-	rm -rf $(VENV) node_modules var
+	rm -rf $(VENV) node_modules build var
