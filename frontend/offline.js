@@ -255,8 +255,15 @@ function consentRule(form) {
 function focusErrors() {
   const summary = document.querySelector("[data-error-summary]");
   if (!summary) return;
-  summary.scrollIntoView({ block: "start" });
-  summary.focus({ preventScroll: true });
+  // The refused page comes back at the same address: keep the browser from restoring the scroll
+  // position of the page the teacher tapped 提交 on (the bottom of the form).
+  if ("scrollRestoration" in history) history.scrollRestoration = "manual";
+  const show = () => {
+    summary.focus({ preventScroll: true });
+    summary.scrollIntoView({ block: "start" });
+  };
+  show();
+  window.addEventListener("load", () => requestAnimationFrame(show), { once: true });
 }
 
 async function setUpForm(form) {
