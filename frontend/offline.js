@@ -6,7 +6,7 @@
 // - Saving or submitting sends the form with fetch(). With no connection (or a request that never
 //   reaches the server) the record stays queued on the phone with a banner, and is sent when the
 //   connection returns or when any teacher page is next opened.
-// - Each form carries the server's record key (the hidden input marked data-record-key): a resend
+// - Each form carries the server's record key (the hidden input submission_key): a resend
 //   of the same record is answered with the record already made, never a second one.
 // - A successful save (the server redirects to the record) deletes the copy.
 //
@@ -269,7 +269,7 @@ function focusErrors() {
 async function setUpForm(form) {
   const page = pageKey();
   const url = form.getAttribute("action") || page;
-  const keyInput = form.querySelector("[data-record-key]");
+  const keyInput = form.querySelector("input[name=submission_key]");
   const bound = form.dataset.bound === "1";
   let copy = await getCopy(page);
 
