@@ -228,6 +228,14 @@ def test_a_school_admin_downloads_the_statistics_sheet_with_the_figures_the_dash
     coverage = school_row[6]
     assert shown == (f"{coverage * 100:.1f}%" if isinstance(coverage, float) else str(coverage))
 
+    # The same dashboard on a phone: nothing scrolls sideways, the charts fit.
+    phone = chromium.phone()
+    chromium.login(phone, admin)
+    phone.goto(f"{chromium.url}{dashboard_path}")
+    phone.wait_for_selector("[data-chart] canvas")
+    assert chromium.overflow(phone) <= 0
+    chromium.shot(phone, "school-dashboard-phone")
+
 
 def test_an_inspector_drills_down_to_a_class_and_gets_404_for_a_page_outside_their_role(world, chromium):
     phase = factories.PhaseFactory()
@@ -242,12 +250,15 @@ def test_an_inspector_drills_down_to_a_class_and_gets_404_for_a_page_outside_the
     page.get_by_role("link", name=world.school.zone.name).first.click()
     page.wait_for_url(f"**/statistics/zones/{world.school.zone_id}/**")
     chromium.shot(page, "zone")
+    assert chromium.overflow(page) <= 0
     page.get_by_role("link", name=world.school.name).first.click()
     page.wait_for_url(f"**/statistics/schools/{world.school.pk}/**")
     chromium.shot(page, "school")
+    assert chromium.overflow(page) <= 0
     page.get_by_role("link", name=world.school_class.name).first.click()
     page.wait_for_url("**/classes/**")
     chromium.shot(page, "class")
+    assert chromium.overflow(page) <= 0
     assert page.get_by_role("heading", name=world.school_class.name).first.is_visible()
 
     # Inspectors read every school (DESIGN §2) but change nothing: a visit's edit page is not theirs.
