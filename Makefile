@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1:8000
 
-.PHONY: run test lint static migrate demo worker beat clean
+.PHONY: run test lint static migrate demo worker beat clean screenshots
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ demo: migrate
 run: static demo
 	@echo "homevisit: http://$(HOST)/  (Ctrl-C to stop)"
 	$(PY) manage.py runserver $(HOST)
+
+# The README's screenshots and docs/page-weights.md, from the demo served on a free port.
+screenshots: static demo
+	$(PY) docs/screenshots.py --serve
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
