@@ -113,6 +113,7 @@ def test_a_refused_submit_shows_its_errors_at_once_and_keeps_the_photo(world, ch
     page = chromium.phone()
     chromium.login(page, teacher)
     page.goto(f"{chromium.url}/visits/new/?student={world.student.public_id}")
+    expect(page.locator("[data-offline-banner]")).to_be_hidden()  # nothing kept yet: no banner
     _fill_visit(page, tmp_path, integrity=False)
     page.wait_for_selector("text=已在本机保存")
     page.get_by_role("button", name="提交", exact=True).tap()
