@@ -114,6 +114,17 @@ def shoot(base: str) -> None:
         page.screenshot(path=OUT / "school-safety-board.png")
         page.goto(f"{base}/visits/")
         page.screenshot(path=OUT / "school-visit-list.png")
+        page.goto(f"{base}/")
+        school_id = page.url.rstrip("/").rsplit("/", 1)[-1]
+        page.goto(f"{base}/schools/{school_id}/support/")
+        page.screenshot(path=OUT / "school-support-ledger.png", full_page=True)
+        measure.page(page, "帮扶台账", DESKTOP)
+        page.goto(f"{base}/schools/{school_id}/care/")
+        page.screenshot(path=OUT / "school-care-ledger.png", full_page=True)
+        measure.page(page, "关爱台账", DESKTOP)
+        page.goto(f"{base}/ledgers/feedback/")
+        page.screenshot(path=OUT / "school-feedback-ledger.png", full_page=True)
+        measure.page(page, "问题反馈台账", DESKTOP)
         page.get_by_role("link", name="统计看板").first.click()
         page.wait_for_timeout(1500)  # the charts animate in
         page.screenshot(path=OUT / "school-dashboard.png", full_page=True)
