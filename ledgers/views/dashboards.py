@@ -322,7 +322,8 @@ def _headline(row: UnitStatistics, *, exact: bool = True) -> list[dict]:
             "value": _rate_text(row.care_ask_rate),
             "detail": (
                 f"已记 {row.care_asks_done} / 应记 {row.care_asks_due}；每周一见 {_rate_text(row.care_meeting_rate)}"
-                f"（{row.care_meetings_done} / {row.care_meetings_due}）；关爱对象 {small_count(row.care_students, exact=exact)} 人"
+                f"（{row.care_meetings_done} / {row.care_meetings_due}）；"
+                f"关爱对象 {small_count(row.care_students, exact=exact)} 人"
             ),
             "tone": "warning" if row.care_asks_done < row.care_asks_due else "",
         },
