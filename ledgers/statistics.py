@@ -63,7 +63,7 @@ from students.models import (
     Category,
     Student,
 )
-from visits.models import Method, Visit
+from visits.models import OPEN_FEEDBACK_STATUSES, Method, Visit
 from visits.periods import Window, campaign_windows, school_year_window, start_of
 
 CATEGORIES = list(Category.values)
@@ -568,8 +568,9 @@ def _fix_order(order: list[str]) -> list[str]:
 
 def _school_rows(run: _Run) -> None:
     """School rows: its students; its staff and those of them who took part in any submitted visit
-    (lead or companion, filed by any school); the visits it filed; the suggestions of those visits
-    passed to the school; its safety reports that went overdue, by the period of their start."""
+    (lead or companion, filed by any school); the visits it filed; the feedback ledger's items of
+    those visits still open (待处理, 处理中, 上报教育局); its safety reports that went overdue, by the
+    period of their start; its care-log compliance (``stw_care``)."""
     select = f"""
         WITH st AS ({_students_aggregate(run, "school_id")}),
         took AS (
@@ -588,11 +589,12 @@ def _school_rows(run: _Run) -> None:
                    {run.each("SUM(CASE WHEN {in_period} THEN in_home ELSE 0 END) AS in_home_{i}")}
             FROM stw_visit WHERE phase_no IS NOT NULL GROUP BY school_id
         ),
-        feedback AS (
-            SELECT w.school_id, {run.each("SUM(CASE WHEN w.{in_period} THEN 1 ELSE 0 END) AS open_{i}")}
+        feedback AS (  -- the feedback ledger's open items (visits.feedback), by their visit's period
+            SELECT sg.school_id, {run.each("SUM(CASE WHEN w.{in_period} THEN 1 ELSE 0 END) AS open_{i}")}
             FROM stw_visit w JOIN visits_suggestion sg ON sg.visit_id = w.visit_id
-            WHERE sg.to_school = {_true()} AND w.phase_no IS NOT NULL
-            GROUP BY w.school_id
+            WHERE sg.status IN {_lits(OPEN_FEEDBACK_STATUSES)} AND sg.visit_submitted = {_true()}
+              AND sg.school_id IS NOT NULL AND w.phase_no IS NOT NULL
+            GROUP BY sg.school_id
         ),
         overdue AS (
             SELECT r.school_id,

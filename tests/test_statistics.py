@@ -26,7 +26,7 @@ from schools.models import SCHOOL_ROLES, Campaign, Phase, Role, School, SchoolCl
 from schools.services import account_school_change
 from students.models import FOCUS_CATEGORIES, SPECIAL_CATEGORIES, Category, Student, StudentCategory
 from tests import factories
-from visits.models import Method, SafetyReport, Suggestion, Visit
+from visits.models import FeedbackStatus, Method, SafetyReport, Suggestion, Visit
 
 pytestmark = pytest.mark.django_db
 
@@ -165,13 +165,20 @@ def build_county(seed: int, *, schools: int = 4) -> dict:
 
 
 def _care_records(rng: random.Random, year: SchoolYear, schools) -> None:
-    """Care asks on some school days (and some on days that are not), meetings on some weeks, and
-    support plans of this school year or of an earlier one for some students (of any category).
-    The earlier year ends before the campaign, so ``SchoolYear.current`` is unchanged on its days."""
+    """Statuses of the feedback ledger's items; care asks on some school days (and some on days
+    that are not), meetings on some weeks, and support plans of this school year or of an earlier
+    one for some students (of any category). The earlier year ends before the campaign, so
+    ``SchoolYear.current`` is unchanged on its days."""
     other_year, _ = SchoolYear.objects.get_or_create(
         name="2024-2025", defaults={"start": datetime.date(2024, 8, 1), "end": datetime.date(2025, 7, 31)}
     )
     days = sorted(SCHOOL_DAYS) + [datetime.date(2026, 9, 26), datetime.date(2026, 10, 20), datetime.date(2026, 8, 20)]
+    # The feedback ledger: every item gets its school, and a status of the ledger's.
+    for item in Suggestion.objects.filter(visit__school__in=schools).select_related("visit"):
+        item.school_id = item.visit.school_id
+        item.visit_submitted = item.visit.status == Visit.Status.SUBMITTED
+        item.status = rng.choice(list(FeedbackStatus.values)) if item.to_school else FeedbackStatus.ON_SITE
+        item.save()
     for student in Student.objects.filter(school__in=schools):
         if rng.random() < 0.7:
             for day in rng.sample(days, rng.randint(0, len(days))):
@@ -317,7 +324,13 @@ def expected_rows(campaign, phases) -> dict[tuple[str, str, int], dict]:
                 },
             }
             if level == Level.SCHOOL:
-                figures["open_feedback"] = Suggestion.objects.filter(to_school=True, visit__in=unit_visits).count()
+                # The feedback ledger's open items (待处理, 处理中, 上报教育局) of the school's submitted
+                # visits in the period; items replied on site, resolved or withdrawn are not open.
+                figures["open_feedback"] = sum(
+                    1
+                    for item in Suggestion.objects.filter(school=unit, visit__in=visits_in)
+                    if item.status in ("open", "in_progress", "escalated") and item.visit_submitted
+                )
                 figures["overdue_safety_reports"] = sum(
                     1
                     for r in SafetyReport.objects.filter(school=unit, overdue_notified_at__isnull=False)
@@ -385,6 +398,15 @@ def test_every_stored_figure_equals_an_independent_count(seed):
     county_row = expected[(Level.COUNTY, WHOLE_CAMPAIGN, 0)]
     assert county_row["care_asks_due"] > 0 and county_row["care_meetings_due"] > 0
     assert county_row["special_with_plan"] <= county_row["special_students"]
+    # The same figure as the feedback ledger's own count (every visit here is dated in the campaign).
+    from visits.feedback import feedback_open_counts
+
+    ledger = feedback_open_counts()
+    for school in School.objects.all():
+        assert stored(Level.SCHOOL, WHOLE_CAMPAIGN, school.pk).open_feedback == ledger.get(school.pk, 0)
+    # Open items only, never more than the items passed to the school.
+    passed = Suggestion.objects.filter(to_school=True, visit__status=Visit.Status.SUBMITTED).count()
+    assert county_row["open_feedback"] <= passed
 
 
 @time_machine.travel(NOW, tick=False)
