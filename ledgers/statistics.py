@@ -389,11 +389,11 @@ def _working_set_build(run: _Run) -> None:
 
 def _care_build(run: _Run) -> None:
     """``stw_care``: care-log compliance (DESIGN §7) per school and per class and period, by the
-    care log's own rule (``ledgers.care.care_compliance_by_unit``: five queries per period for all
-    the run's schools). The whole campaign counts from each school's first term day of the year to
+    care log's own rule (``ledgers.care.care_compliance_by_periods``: five queries for all the
+    run's schools and periods). The whole campaign counts from each school's first term day of the year to
     yesterday; a phase from its first day to the day before the earlier of the day after its end
     and today (a phase not begun yet has nothing due)."""
-    from ledgers.care import care_compliance_by_unit  # noqa: PLC0415 - care imports the models this module does
+    from ledgers.care import care_compliance_by_periods  # noqa: PLC0415 - care imports the models this module does
 
     run.execute(
         "CREATE TEMP TABLE stw_care (level varchar(10), unit_id integer, idx integer, "
@@ -403,18 +403,19 @@ def _care_build(run: _Run) -> None:
     if not run.care:
         return
     school_ids = run.school_ids if run.school_ids is not None else list(School.objects.values_list("pk", flat=True))
-    rows = []
+    periods = {}
     for w in run.windows:
         if w.index == 0:
-            start, until = None, run.today
+            periods[w.index] = (None, run.today)
         else:
             start, until = w.first, min(w.last + datetime.timedelta(days=1), run.today)
-            if start >= until:
-                continue
-        by_school, by_class = care_compliance_by_unit(school_ids, today=until, start=start)
+            if start < until:
+                periods[w.index] = (start, until)
+    rows = []
+    for index, (by_school, by_class) in care_compliance_by_periods(school_ids, periods).items():
         for level, units in ((Level.SCHOOL, by_school), (Level.CLASS, by_class)):
             rows.extend(
-                (str(level), pk, w.index, c.asks_due, c.asks_done, c.meetings_due, c.meetings_done)
+                (str(level), pk, index, c.asks_due, c.asks_done, c.meetings_due, c.meetings_done)
                 for pk, c in units.items()
                 if c.asks_due or c.meetings_due
             )
