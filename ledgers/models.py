@@ -84,6 +84,14 @@ class UnitStatistics(models.Model):
     care_students = models.PositiveIntegerField(_("孤儿和事实无人抚养儿童"), default=0)
     open_feedback = models.PositiveIntegerField(_("待处理家长意见"), default=0)
     overdue_safety_reports = models.PositiveIntegerField(_("超时未报平安"), default=0)
+    # Care-log compliance (关爱台账, DESIGN §7): asks (每日一问) and meetings (每周一见) due and
+    # recorded over the period's school days up to yesterday (ledgers.care); special students with a
+    # support plan (一生一策) of the school year.
+    care_asks_due = models.PositiveIntegerField(_("每日一问应记"), default=0)
+    care_asks_done = models.PositiveIntegerField(_("每日一问已记"), default=0)
+    care_meetings_due = models.PositiveIntegerField(_("每周一见应见"), default=0)
+    care_meetings_done = models.PositiveIntegerField(_("每周一见已见"), default=0)
+    special_with_plan = models.PositiveIntegerField(_("已建一生一策的特殊学生"), default=0)
     # {category code: [students in force, of them visited in the period]}
     categories = models.JSONField(_("分类别"), default=dict)
     computed_at = models.DateTimeField(_("计算时间"))
@@ -122,6 +130,21 @@ class UnitStatistics(models.Model):
     @property
     def special_rule_rate(self) -> Decimal | None:
         return rate(self.special_meeting_rule, self.special_students)
+
+    @property
+    def care_ask_rate(self) -> Decimal | None:
+        """每日一问完成率: asks recorded over asks due."""
+        return rate(self.care_asks_done, self.care_asks_due)
+
+    @property
+    def care_meeting_rate(self) -> Decimal | None:
+        """每周一见完成率: meetings recorded over meetings due."""
+        return rate(self.care_meetings_done, self.care_meetings_due)
+
+    @property
+    def plan_rate(self) -> Decimal | None:
+        """一生一策建档率: special students with a plan of the school year over special students."""
+        return rate(self.special_with_plan, self.special_students)
 
 
 class UnitStatisticsDay(models.Model):

@@ -155,7 +155,15 @@ OTHER_COLUMNS: tuple[Column, ...] = (
     Column("特殊学生·人数", attrgetter("special_students"), 8),
     Column("特殊学生·入户家访满 2 次", attrgetter("special_meeting_rule"), 9),
     Column("特殊学生·达标率", attrgetter("special_rule_rate"), 8, is_rate=True),
+    Column("特殊学生·已建一生一策", attrgetter("special_with_plan"), 9),
+    Column("特殊学生·建档率", attrgetter("plan_rate"), 8, is_rate=True),
     Column("孤儿和事实无人抚养儿童", attrgetter("care_students"), 10),
+    Column("每日一问·应记", attrgetter("care_asks_due"), 8),
+    Column("每日一问·已记", attrgetter("care_asks_done"), 8),
+    Column("每日一问·完成率", attrgetter("care_ask_rate"), 8, is_rate=True),
+    Column("每周一见·应见", attrgetter("care_meetings_due"), 8),
+    Column("每周一见·已见", attrgetter("care_meetings_done"), 8),
+    Column("每周一见·完成率", attrgetter("care_meeting_rate"), 8, is_rate=True),
     Column("待处理家长意见", attrgetter("open_feedback"), 8),
     Column("超时未报平安", attrgetter("overdue_safety_reports"), 8),
 )
@@ -188,7 +196,10 @@ OTHER_NOTES = (
     "进城务工随迁子女、残疾学生六类之一的在籍学生，一名学生属于多类时在各类中分别计数、在合计中只计一次。",
     "3. 特殊学生须每学年入户家访不少于 2 次；达标率 = 入户家访满 2 次的特殊学生 ÷ 特殊学生。",
     "4. 待处理家长意见：家访中提交学校处理的家长意见条数；超时未报平安：家访报备超过预计返回时间仍未报平安的次数。",
-    f"5. 分母为 0 时比率显示「{NO_RATE}」。{TOTAL_LABEL}行是本单位自身的统计数，不是上面各行相加。",
+    "5. 一生一策建档率 = 计算当日在册特殊学生中已建本学年帮扶计划（一生一策）的人数 ÷ 特殊学生。",
+    "6. 关爱台账：孤儿和事实无人抚养儿童每个上学日应记每日一问、每个有上学日的周应记每周一见，统计至计算日前一天"
+    "（全年自本学年第一学期开学日起，阶段自阶段开始日起）；完成率 = 已记 ÷ 应记，请假、未到校并注明的计为已记。",
+    f"7. 分母为 0 时比率显示「{NO_RATE}」。{TOTAL_LABEL}行是本单位自身的统计数，不是上面各行相加。",
 )
 
 

@@ -63,7 +63,7 @@ from students.models import (
     Category,
     Student,
 )
-from visits.models import Method, Visit
+from visits.models import OPEN_FEEDBACK_STATUSES, Method, Visit
 from visits.periods import Window, campaign_windows, school_year_window, start_of
 
 CATEGORIES = list(Category.values)
@@ -84,7 +84,13 @@ FIGURES = (
     "care_students",
     "open_feedback",
     "overdue_safety_reports",
+    "care_asks_due",
+    "care_asks_done",
+    "care_meetings_due",
+    "care_meetings_done",
+    "special_with_plan",
 )
+CARE_FIGURES = ("care_asks_due", "care_asks_done", "care_meetings_due", "care_meetings_done")
 TEACHER_FIGURES = (
     "students_assigned",
     "students_visited",
@@ -94,7 +100,16 @@ TEACHER_FIGURES = (
     "records_draft",
 )
 WORK_MEM = "64MB"  # per sort or hash of the run's statements, on PostgreSQL
-WORK_TABLES = ("stw_period", "stw_visit", "stw_seen", "stw_people", "stw_reach", "stw_class_staff", "stw_student")
+WORK_TABLES = (
+    "stw_period",
+    "stw_visit",
+    "stw_seen",
+    "stw_people",
+    "stw_reach",
+    "stw_class_staff",
+    "stw_student",
+    "stw_care",
+)
 
 
 # --- SQL helpers -------------------------------------------------------------------------------
@@ -196,6 +211,7 @@ class _Run:
     school_ids: list[int] | None
     today: datetime.date = field(init=False)
     params: dict = field(init=False)
+    care: bool = True  # compute the care-log compliance (the history backfill does not need it)
 
     def __post_init__(self) -> None:
         self.today = timezone.localdate(self.now)
@@ -346,6 +362,10 @@ def _working_set_build(run: _Run) -> None:
                {any_of(CARE)} AS care,
                {any_of(REVISIT_CATEGORIES)} AS revisit_required,
                CASE WHEN COALESCE(seen.in_home_year, 0) >= {IN_HOME_VISITS_REQUIRED} THEN 1 ELSE 0 END AS meets_rule,
+               CASE WHEN EXISTS (
+                   SELECT 1 FROM ledgers_supportplan sp
+                   WHERE sp.student_id = s.id AND sp.school_year_id = %(current_year)s
+               ) THEN 1 ELSE 0 END AS has_plan,
                {run.each("COALESCE(seen.seen_{i}, 0) AS seen_{i}")}
         FROM students_student s
         LEFT JOIN (
@@ -361,9 +381,49 @@ def _working_set_build(run: _Run) -> None:
         ) c ON c.student_id = s.id
         WHERE s.status = {_lit(Student.Status.ACTIVE)}{run.schools_filter("s.school_id")}
     """)
+    _care_build(run)
     if _postgresql():
         for table in WORK_TABLES:
             run.execute(f"ANALYZE {table}")  # temporary tables are never analysed by autovacuum
+
+
+def _care_build(run: _Run) -> None:
+    """``stw_care``: care-log compliance (DESIGN §7) per school and per class and period, by the
+    care log's own rule (``ledgers.care.care_compliance_by_periods``: five queries for all the
+    run's schools and periods). The whole campaign counts from each school's first term day of the year to
+    yesterday; a phase from its first day to the day before the earlier of the day after its end
+    and today (a phase not begun yet has nothing due)."""
+    from ledgers.care import care_compliance_by_periods  # noqa: PLC0415 - care imports the models this module does
+
+    run.execute(
+        "CREATE TEMP TABLE stw_care (level varchar(10), unit_id integer, idx integer, "
+        + ", ".join(f"{name} integer" for name in CARE_FIGURES)
+        + ")"
+    )
+    if not run.care:
+        return
+    school_ids = run.school_ids if run.school_ids is not None else list(School.objects.values_list("pk", flat=True))
+    periods = {}
+    for w in run.windows:
+        if w.index == 0:
+            periods[w.index] = (None, run.today)
+        else:
+            start, until = w.first, min(w.last + datetime.timedelta(days=1), run.today)
+            if start < until:
+                periods[w.index] = (start, until)
+    rows = []
+    for index, (by_school, by_class) in care_compliance_by_periods(school_ids, periods).items():
+        for level, units in ((Level.SCHOOL, by_school), (Level.CLASS, by_class)):
+            rows.extend(
+                (str(level), pk, index, c.asks_due, c.asks_done, c.meetings_due, c.meetings_done)
+                for pk, c in units.items()
+                if c.asks_due or c.meetings_due
+            )
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO stw_care (level, unit_id, idx, {', '.join(CARE_FIGURES)}) VALUES ({', '.join(['%s'] * 7)})",
+            rows,
+        )
 
 
 def _working_set_drop() -> None:
@@ -399,7 +459,7 @@ def _students_aggregate(run: _Run, group: str) -> str:
     return f"""
         SELECT {group}, COUNT(*) AS students_total, SUM(focus) AS focus, SUM(special) AS special,
                SUM(care) AS care, SUM(revisit_required) AS revisit_required,
-               SUM(special * meets_rule) AS meeting_rule,
+               SUM(special * meets_rule) AS meeting_rule, SUM(special * has_plan) AS with_plan,
                {", ".join(f"SUM(c{j}) AS c{j}" for j in range(len(CATEGORIES)))},
                {run.each("SUM(seen_{i}) AS seen_{i}")},
                {run.each("SUM(revisit_required * seen_{i}) AS revisit_seen_{i}")},
@@ -425,6 +485,7 @@ def _student_columns(run: _Run) -> str:
         COALESCE(st.special, 0) AS special_students,
         COALESCE(st.meeting_rule, 0) AS special_meeting_rule,
         COALESCE(st.care, 0) AS care_students,
+        COALESCE(st.with_plan, 0) AS special_with_plan,
         {categories} AS categories
     """
 
@@ -465,6 +526,7 @@ def _class_rows(run: _Run) -> None:
                {run.pick("visits", "visits")} AS visits,
                {run.pick("in_home", "visits")} AS in_home_visits,
                0, 0,
+               {_care_columns()},
                %(now)s
         FROM schools_schoolclass c
         JOIN schools_school sc ON sc.id = c.school_id
@@ -472,6 +534,7 @@ def _class_rows(run: _Run) -> None:
         LEFT JOIN staff ON staff.class_id = c.id
         LEFT JOIN visits ON visits.class_id = c.id
         CROSS JOIN stw_period p
+        LEFT JOIN stw_care cu ON cu.level = {_lit(Level.CLASS)} AND cu.unit_id = c.id AND cu.idx = p.idx
         WHERE (st.class_id IS NOT NULL OR c.school_year_id = %(current_year)s){run.schools_filter("c.school_id")}
         ORDER BY c.id, p.idx
     """
@@ -479,8 +542,8 @@ def _class_rows(run: _Run) -> None:
     # The three school-only indicators are 0 in a class row: keep the select list in column order.
     order = [*columns[:8], "staff_total", "teachers_participating", "students_required", "students_visited",
              "students_total", "focus_students", "focus_visited", "special_students", "special_meeting_rule",
-             "care_students", "categories", "visits", "in_home_visits", "open_feedback",
-             "overdue_safety_reports", "computed_at"]  # fmt: skip
+             "care_students", "special_with_plan", "categories", "visits", "in_home_visits", "open_feedback",
+             "overdue_safety_reports", *CARE_FIGURES, "computed_at"]  # fmt: skip
     run.execute(_upsert("ledgers_unitstatistics", _fix_order(order), UNIT_KEY, select))
     # Classes that are gone (dissolved, or last year's and emptied) lose their rows.
     run.execute(f"""
@@ -493,6 +556,11 @@ def _class_rows(run: _Run) -> None:
     """)
 
 
+def _care_columns() -> str:
+    """The care-log compliance of a unit row from ``stw_care cu`` (joined on the row's period)."""
+    return ", ".join(f"COALESCE(cu.{name}, 0) AS {name}" for name in CARE_FIGURES)
+
+
 def _fix_order(order: list[str]) -> list[str]:
     """The insert's column list in the order its select produces them (checked against the model)."""
     assert sorted(order) == sorted(UNIT_COLUMNS), set(order) ^ set(UNIT_COLUMNS)  # noqa: S101
@@ -501,8 +569,9 @@ def _fix_order(order: list[str]) -> list[str]:
 
 def _school_rows(run: _Run) -> None:
     """School rows: its students; its staff and those of them who took part in any submitted visit
-    (lead or companion, filed by any school); the visits it filed; the suggestions of those visits
-    passed to the school; its safety reports that went overdue, by the period of their start."""
+    (lead or companion, filed by any school); the visits it filed; the feedback ledger's items of
+    those visits still open (待处理, 处理中, 上报教育局); its safety reports that went overdue, by the
+    period of their start; its care-log compliance (``stw_care``)."""
     select = f"""
         WITH st AS ({_students_aggregate(run, "school_id")}),
         took AS (
@@ -521,11 +590,12 @@ def _school_rows(run: _Run) -> None:
                    {run.each("SUM(CASE WHEN {in_period} THEN in_home ELSE 0 END) AS in_home_{i}")}
             FROM stw_visit WHERE phase_no IS NOT NULL GROUP BY school_id
         ),
-        feedback AS (
-            SELECT w.school_id, {run.each("SUM(CASE WHEN w.{in_period} THEN 1 ELSE 0 END) AS open_{i}")}
+        feedback AS (  -- the feedback ledger's open items (visits.feedback), by their visit's period
+            SELECT sg.school_id, {run.each("SUM(CASE WHEN w.{in_period} THEN 1 ELSE 0 END) AS open_{i}")}
             FROM stw_visit w JOIN visits_suggestion sg ON sg.visit_id = w.visit_id
-            WHERE sg.to_school = {_true()} AND w.phase_no IS NOT NULL
-            GROUP BY w.school_id
+            WHERE sg.status IN {_lits(OPEN_FEEDBACK_STATUSES)} AND sg.visit_submitted = {_true()}
+              AND sg.school_id IS NOT NULL AND w.phase_no IS NOT NULL
+            GROUP BY sg.school_id
         ),
         overdue AS (
             SELECT r.school_id,
@@ -542,6 +612,7 @@ def _school_rows(run: _Run) -> None:
                {run.pick("in_home", "visits")} AS in_home_visits,
                {run.pick("open", "feedback")} AS open_feedback,
                {run.pick("overdue", "overdue")} AS overdue_safety_reports,
+               {_care_columns()},
                %(now)s
         FROM schools_school sc
         LEFT JOIN st ON st.school_id = sc.id
@@ -550,13 +621,14 @@ def _school_rows(run: _Run) -> None:
         LEFT JOIN feedback ON feedback.school_id = sc.id
         LEFT JOIN overdue ON overdue.school_id = sc.id
         CROSS JOIN stw_period p
+        LEFT JOIN stw_care cu ON cu.level = {_lit(Level.SCHOOL)} AND cu.unit_id = sc.id AND cu.idx = p.idx
         WHERE 1 = 1{run.schools_filter("sc.id")}
         ORDER BY sc.id, p.idx
     """
     order = [*UNIT_COLUMNS[:8], "staff_total", "teachers_participating", "students_required", "students_visited",
              "students_total", "focus_students", "focus_visited", "special_students", "special_meeting_rule",
-             "care_students", "categories", "visits", "in_home_visits", "open_feedback",
-             "overdue_safety_reports", "computed_at"]  # fmt: skip
+             "care_students", "special_with_plan", "categories", "visits", "in_home_visits", "open_feedback",
+             "overdue_safety_reports", *CARE_FIGURES, "computed_at"]  # fmt: skip
     run.execute(_upsert("ledgers_unitstatistics", _fix_order(order), UNIT_KEY, select))
     # When each school's figures were last computed, changed or not: one narrow row a school.
     run.execute(f"""
@@ -876,7 +948,7 @@ def statistics_history_backfill(*, campaign: Campaign, days: Iterable[datetime.d
         if day < windows[0].first:
             continue
         now = start_of(day + datetime.timedelta(days=1)) - datetime.timedelta(seconds=1)
-        run = _Run(campaign=campaign, windows=[cut], now=now, school_ids=None)
+        run = _Run(campaign=campaign, windows=[cut], now=now, school_ids=None, care=False)
         run.params["end_0"] = min(run.params["end_0"], _dt(windows[0].end_at))
         run.params["year_end"] = min(run.params["year_end"], run.params["end_0"])
         run.params["span_end"] = run.params["end_0"]

@@ -134,6 +134,10 @@ def stats(world) -> StatsBuilder:
         focus_students=30,
         focus_visited=15,
         care_students=2,
+        care_asks_due=40,
+        care_asks_done=37,
+        care_meetings_due=8,
+        care_meetings_done=6,
         open_feedback=3,
         overdue_safety_reports=1,
         categories={"left_behind": [12, 6], "economic_hardship": [18, 9]},
@@ -256,7 +260,11 @@ def test_the_county_dashboard_shows_the_headline_figures_and_a_dash_for_zero_den
     assert headline["家访率（学生覆盖）"] == "56.7%"
     assert headline["重点关注学生家访率"] == "50.0%"
     assert headline["特殊学生入户家访满 2 次"] == "—"  # no special students: never an error
-    assert headline["孤儿和事实无人抚养儿童"] == "2"
+    assert headline["关爱台账·每日一问完成率"] == "92.5%"
+    care = next(card for card in response.context["headline"] if card["label"] == "关爱台账·每日一问完成率")
+    assert care["detail"] == "已记 37 / 应记 40；每周一见 75.0%（6 / 8）；关爱对象 2 人"
+    assert headline["特殊学生一生一策建档率"] == "—"  # no special students
+    assert "孤儿和事实无人抚养儿童" not in headline  # the placeholder card is gone
     assert headline["待处理家长意见"] == "3"
     assert headline["超时未报平安"] == "1"
     assert "数据计算于 2026年6月16日 10:00" in html

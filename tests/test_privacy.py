@@ -426,8 +426,8 @@ def test_one_or_two_students_of_a_sensitive_category_in_a_class_show_as_fewer_th
     assert disability["students"] == shown
     assert categories[str(Category.LEFT_BEHIND.label)]["students"] == 1  # not a sensitive category
     assert categories[str(Category.MIGRANT.label)]["students"] == 0
-    care = {card["label"]: card["value"] for card in response.context["headline"]}["孤儿和事实无人抚养儿童"]
-    assert care == ("1" if role == "school_admin" else "<3")
+    care = {card["label"]: card["detail"] for card in response.context["headline"]}["关爱台账·每日一问完成率"]
+    assert care.endswith("关爱对象 1 人" if role == "school_admin" else "关爱对象 <3 人")
     if role != "school_admin":
         assert disability["rate"] == "—"
         assert "&lt;3" in response.content.decode()

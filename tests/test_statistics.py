@@ -19,13 +19,14 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from ledgers.care_models import CareAsk, CareMeeting, SupportPlan
 from ledgers.models import WHOLE_CAMPAIGN, Level, TeacherStatistics, UnitStatistics, UnitStatisticsDay, rate
 from ledgers.statistics import statistics_compute, statistics_history_backfill
 from schools.models import SCHOOL_ROLES, Campaign, Phase, Role, School, SchoolClass, SchoolYear, User
 from schools.services import account_school_change
 from students.models import FOCUS_CATEGORIES, SPECIAL_CATEGORIES, Category, Student, StudentCategory
 from tests import factories
-from visits.models import Method, SafetyReport, Suggestion, Visit
+from visits.models import FeedbackStatus, Method, SafetyReport, Suggestion, Visit
 
 pytestmark = pytest.mark.django_db
 
@@ -35,6 +36,25 @@ TODAY = NOW.date()
 FOCUS = set(FOCUS_CATEGORIES)
 SPECIAL = set(SPECIAL_CATEGORIES)
 CARE = {Category.ORPHAN, Category.UNSUPPORTED}
+
+
+def _hand_school_days() -> set[datetime.date]:
+    """School days of the default autumn term 2026 to 19 October, counted by hand (as in
+    tests/test_care_ledgers.py): weekdays from 1 September, less 25 September (中秋) and 1, 2, 5,
+    6, 7 October (国庆), plus the make-up workdays Sunday 20 September and Saturday 10 October.
+    Care categories start from 12 July, so the spring phases have no care day due."""
+    days = set()
+    day = datetime.date(2026, 9, 1)
+    while day <= datetime.date(2026, 10, 19):
+        if day.weekday() < 5:
+            days.add(day)
+        day += datetime.timedelta(days=1)
+    holidays = {datetime.date(2026, 9, 25)} | {datetime.date(2026, 10, d) for d in (1, 2, 5, 6, 7)}
+    return (days - holidays) | {datetime.date(2026, 9, 20), datetime.date(2026, 10, 10)}
+
+
+SCHOOL_DAYS = _hand_school_days()
+assert len([d for d in SCHOOL_DAYS if d <= datetime.date(2026, 10, 13)]) == 27  # the care tests' hand count
 
 
 def _at(day: datetime.date, hour: int = 17) -> datetime.datetime:
@@ -137,10 +157,73 @@ def build_county(seed: int, *, schools: int = 4) -> dict:
             )
     # A teacher who visited in the first school has since moved to the last one (through the
     # service: their head-teacher and teaching assignments at the first school end).
+    _care_records(random.Random(seed * 7919), year, all_schools)
     mover = User.objects.filter(school__in=all_schools[:1], role=Role.TEACHER, is_active=True).first()
     if mover and len(all_schools) > 1:
         account_school_change(user=mover, school=all_schools[-1], acting_user=mover)
     return {"campaign": campaign, "phases": phases}
+
+
+def _care_records(rng: random.Random, year: SchoolYear, schools) -> None:
+    """Statuses of the feedback ledger's items; care asks on some school days (and some on days
+    that are not), meetings on some weeks, and support plans of this school year or of an earlier
+    one for some students (of any category). The earlier year ends before the campaign, so
+    ``SchoolYear.current`` is unchanged on its days."""
+    other_year, _ = SchoolYear.objects.get_or_create(
+        name="2024-2025", defaults={"start": datetime.date(2024, 8, 1), "end": datetime.date(2025, 7, 31)}
+    )
+    days = sorted(SCHOOL_DAYS) + [datetime.date(2026, 9, 26), datetime.date(2026, 10, 20), datetime.date(2026, 8, 20)]
+    # The feedback ledger: every item gets its school, and a status of the ledger's.
+    for item in Suggestion.objects.filter(visit__school__in=schools).select_related("visit"):
+        item.school_id = item.visit.school_id
+        item.visit_submitted = item.visit.status == Visit.Status.SUBMITTED
+        item.status = rng.choice(list(FeedbackStatus.values)) if item.to_school else FeedbackStatus.ON_SITE
+        item.save()
+    for student in Student.objects.filter(school__in=schools):
+        if rng.random() < 0.7:
+            for day in rng.sample(days, rng.randint(0, len(days))):
+                CareAsk.objects.create(student=student, school=student.school, day=day, outcome=CareAsk.Outcome.FACE)
+            monday = datetime.date(2026, 8, 31)
+            while monday <= TODAY:
+                if rng.random() < 0.6:
+                    CareMeeting.objects.create(student=student, school=student.school, week_start=monday, met_on=monday)
+                monday += datetime.timedelta(days=7)
+        if rng.random() < 0.5:
+            SupportPlan.objects.create(
+                student=student,
+                school=student.school,
+                school_year=rng.choice((year, year, other_year)),
+                next_review_on=TODAY,
+            )
+
+
+def care_count(unit_students, first: datetime.date, last: datetime.date, code: str) -> dict:
+    """Care-log compliance (DESIGN §7) counted by hand: the children are those with a care category
+    in force on the pass's day (the day after the period, or today if sooner); each owes an ask on
+    every school day of the period before that day with a care category in force on it, and a
+    meeting for each week of those days that ended before that day's week."""
+    start = datetime.date(2026, 9, 1) if code == WHOLE_CAMPAIGN else first
+    until = TODAY if code == WHOLE_CAMPAIGN else min(last + datetime.timedelta(days=1), TODAY)
+    totals = dict.fromkeys(("care_asks_due", "care_asks_done", "care_meetings_due", "care_meetings_done"), 0)
+    for student in unit_students:
+        rows = [c for c in StudentCategory.objects.filter(student=student) if c.category in CARE]
+
+        def on(day, rows=rows):
+            return any(c.start <= day and (c.end is None or c.end >= day) for c in rows)
+
+        if not on(until):
+            continue
+        due = {d for d in SCHOOL_DAYS if start <= d < until and on(d)}
+        asked = set(CareAsk.objects.filter(student=student).values_list("day", flat=True))
+        until_week = until - datetime.timedelta(days=until.weekday())
+        weeks = {d - datetime.timedelta(days=d.weekday()) for d in due} - {until_week}
+        weeks = {w for w in weeks if w < until_week}
+        met = set(CareMeeting.objects.filter(student=student).values_list("week_start", flat=True))
+        totals["care_asks_due"] += len(due)
+        totals["care_asks_done"] += len(due & asked)
+        totals["care_meetings_due"] += len(weeks)
+        totals["care_meetings_done"] += len(weeks & met)
+    return totals
 
 
 # --- the independent count -----------------------------------------------------------------------
@@ -231,13 +314,23 @@ def expected_rows(campaign, phases) -> dict[tuple[str, str, int], dict]:
                 "special_students": len(special),
                 "special_meeting_rule": sum(1 for s in unit_students if s.pk in special and in_home_this_year(s) >= 2),
                 "care_students": sum(1 for pk in ids if categories[pk] & CARE),
+                "special_with_plan": sum(
+                    1 for pk in special if SupportPlan.objects.filter(student_id=pk, school_year=year).exists()
+                ),
+                **care_count(unit_students, first, last, code),
                 "categories": {
                     c: [sum(1 for pk in ids if c in categories[pk]), sum(1 for pk in visited if c in categories[pk])]
                     for c in Category.values
                 },
             }
             if level == Level.SCHOOL:
-                figures["open_feedback"] = Suggestion.objects.filter(to_school=True, visit__in=unit_visits).count()
+                # The feedback ledger's open items (待处理, 处理中, 上报教育局) of the school's submitted
+                # visits in the period; items replied on site, resolved or withdrawn are not open.
+                figures["open_feedback"] = sum(
+                    1
+                    for item in Suggestion.objects.filter(school=unit, visit__in=visits_in)
+                    if item.status in ("open", "in_progress", "escalated") and item.visit_submitted
+                )
                 figures["overdue_safety_reports"] = sum(
                     1
                     for r in SafetyReport.objects.filter(school=unit, overdue_notified_at__isnull=False)
@@ -299,7 +392,21 @@ def test_every_stored_figure_equals_an_independent_count(seed):
 
     statistics_compute(campaign=county["campaign"])
 
-    assert_every_row_matches(expected_rows(county["campaign"], county["phases"]))
+    expected = expected_rows(county["campaign"], county["phases"])
+    assert_every_row_matches(expected)
+    # The care figures are not all zero: the count above has something to agree with.
+    county_row = expected[(Level.COUNTY, WHOLE_CAMPAIGN, 0)]
+    assert county_row["care_asks_due"] > 0 and county_row["care_meetings_due"] > 0
+    assert county_row["special_with_plan"] <= county_row["special_students"]
+    # The same figure as the feedback ledger's own count (every visit here is dated in the campaign).
+    from visits.feedback import feedback_open_counts
+
+    ledger = feedback_open_counts()
+    for school in School.objects.all():
+        assert stored(Level.SCHOOL, WHOLE_CAMPAIGN, school.pk).open_feedback == ledger.get(school.pk, 0)
+    # Open items only, never more than the items passed to the school.
+    passed = Suggestion.objects.filter(to_school=True, visit__status=Visit.Status.SUBMITTED).count()
+    assert county_row["open_feedback"] <= passed
 
 
 @time_machine.travel(NOW, tick=False)

@@ -126,7 +126,12 @@ def sheets(world) -> Sheets:
             focus_visited=9,
             special_students=6,
             special_meeting_rule=4,
+            special_with_plan=5,
             care_students=2,
+            care_asks_due=30,
+            care_asks_done=27,
+            care_meetings_due=6,
+            care_meetings_done=5,
             open_feedback=3,
             overdue_safety_reports=1,
             categories={"left_behind": [5, 4], "economic_hardship": [3, 2], "orphan": [2, 2]},
@@ -430,6 +435,8 @@ def test_the_second_sheet_has_the_further_indicators_per_unit(sheets, world, log
         *(Category(code).label for code in ("left_behind", "migrant", "disability")),
         "特殊学生",
         "孤儿和事实无人抚养儿童",
+        "每日一问",
+        "每周一见",
         "待处理家长意见",
         "超时未报平安",
     ):
@@ -453,6 +460,9 @@ def test_the_second_sheet_has_the_further_indicators_per_unit(sheets, world, log
     assert total["残疾学生·人数"] == "0"
     assert (total["特殊学生·人数"], total["特殊学生·入户家访满 2 次"], total["特殊学生·达标率"]) == ("6", "4", "66.7%")
     assert (total["孤儿和事实无人抚养儿童"], total["待处理家长意见"], total["超时未报平安"]) == ("2", "3", "1")
+    assert (total["特殊学生·已建一生一策"], total["特殊学生·建档率"]) == ("5", "83.3%")
+    assert (total["每日一问·应记"], total["每日一问·已记"], total["每日一问·完成率"]) == ("30", "27", "90.0%")
+    assert (total["每周一见·应见"], total["每周一见·已见"], total["每周一见·完成率"]) == ("6", "5", "83.3%")
     first_class = dict(zip(columns, table(ws, header_rows=2)[0], strict=True))
     assert first_class["单位"] == "三年级（2）班"
     assert first_class["重点关注学生·走访率"] == "—"

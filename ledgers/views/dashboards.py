@@ -318,9 +318,19 @@ def _headline(row: UnitStatistics, *, exact: bool = True) -> list[dict]:
             "detail": f"其中入户 {row.in_home_visits} 人次",
         },
         {
-            "label": "孤儿和事实无人抚养儿童",
-            "value": str(small_count(row.care_students, exact=exact)),
-            "detail": "每日一问、每周一见的关爱对象",
+            "label": "关爱台账·每日一问完成率",
+            "value": _rate_text(row.care_ask_rate),
+            "detail": (
+                f"已记 {row.care_asks_done} / 应记 {row.care_asks_due}；每周一见 {_rate_text(row.care_meeting_rate)}"
+                f"（{row.care_meetings_done} / {row.care_meetings_due}）；"
+                f"关爱对象 {small_count(row.care_students, exact=exact)} 人"
+            ),
+            "tone": "warning" if row.care_asks_done < row.care_asks_due else "",
+        },
+        {
+            "label": "特殊学生一生一策建档率",
+            "value": _rate_text(row.plan_rate),
+            "detail": f"已建档 {row.special_with_plan} / 特殊学生 {row.special_students}",
         },
         {
             "label": "待处理家长意见",
