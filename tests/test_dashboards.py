@@ -8,6 +8,7 @@ the engine; one test at the end runs the engine and reads its rows through the p
 import datetime
 import io
 import re
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import openpyxl
@@ -493,11 +494,12 @@ def _grow(world, build: StatsBuilder, count: int) -> None:
 
 
 PINNED = {
-    # page: (user, url, queries: session, user, campaign, phases, then the page's own reads)
-    "county": ("bureau_admin", lambda w: reverse("statistics_county"), 10),
-    "county_inspector": ("inspector", lambda w: reverse("statistics_county"), 11),  # + assigned schools
-    "zone": ("zone_admin", lambda w: reverse("statistics_zone", args=[w.school.zone.pk]), 9),
-    "school": ("school_admin", lambda w: reverse("statistics_school", args=[w.school.pk]), 10),
+    # page: (user, url, queries: session, user, campaign, phases, then the page's own reads; a
+    # ranking is two: its counts and its page, the assigned schools and the phase's rate within them)
+    "county": ("bureau_admin", lambda w: reverse("statistics_county"), 11),
+    "county_inspector": ("inspector", lambda w: reverse("statistics_county"), 11),
+    "zone": ("zone_admin", lambda w: reverse("statistics_zone", args=[w.school.zone.pk]), 10),
+    "school": ("school_admin", lambda w: reverse("statistics_school", args=[w.school.pk]), 11),
     "class": ("school_admin", lambda w: reverse("statistics_class", args=[w.school.pk, w.school_class.pk]), 8),
     "teachers": ("school_admin", lambda w: reverse("teacher_assessment", args=[w.school.pk]), 7),
     "teachers_xlsx": ("school_admin", lambda w: reverse("teacher_assessment_xlsx", args=[w.school.pk]), 7),
@@ -519,6 +521,51 @@ def test_the_query_count_is_pinned_and_does_not_grow_with_schools(
     assert response.status_code == 200
     if name.startswith("county"):
         assert len(response.context["children_table"].lines) == 30
+
+
+def _add_many(world, build: StatsBuilder, coverages: list[int]) -> None:
+    for index, visited in enumerate(coverages):
+        school = factories.SchoolFactory(zone=world.school.zone, name=f"分页{index:02d}小学", code=f"S6{index:03d}")
+        build.school(school, students_required=100, students_visited=visited, staff_total=10)
+
+
+def test_the_ranking_is_paginated_by_fifty_sorted_in_the_database_across_pages(world, stats, login):
+    coverages = [(index * 37) % 101 for index in range(58)]  # 60 schools with the world's two
+    _add_many(world, stats, coverages)
+    client = login(world.bureau_admin)
+    first = client.get(reverse("statistics_county"), {"sort": "-coverage_rate", "period": FULL})
+    second = client.get(reverse("statistics_county"), {"sort": "-coverage_rate", "period": FULL, "page": 2})
+    lines = first.context["children_table"].lines + second.context["children_table"].lines
+    assert [len(first.context["children_table"].lines), len(second.context["children_table"].lines)] == [50, 10]
+    rows = UnitStatistics.objects.filter(level=Level.SCHOOL, period=FULL).order_by("sort_key", "name")
+    expected = sorted(rows, key=lambda r: r.coverage_rate, reverse=True)  # stable: ties keep sort_key order
+    assert [line.name for line in lines] == [r.name for r in expected]
+    # Behind the line counts every school, not only the page's; the page's chart is the page's.
+    behind = sum(1 for r in rows if r.coverage_rate < Decimal(EXPECTED_TODAY.rstrip("%")))
+    assert first.context["behind_count"] == second.context["behind_count"] == behind
+    assert first.context["charts"]["units"]["names"] == [line.name for line in lines[:50]]
+    html = page(first)
+    assert "第 1 / 2 页" in html and "page=2" in html
+    assert "sort=coverage_rate" in html and "sort=-coverage_rate&amp;page" not in html  # a new sort starts at page 1
+
+
+def test_the_inspectors_assigned_schools_lead_the_first_page_only(world, stats, login):
+    _add_many(world, stats, [(index * 37) % 101 for index in range(58)])
+    client = login(world.inspector)
+    first = client.get(reverse("statistics_county"), {"sort": "coverage_rate"}).context["children_table"]
+    second = client.get(reverse("statistics_county"), {"sort": "coverage_rate", "page": 2}).context["children_table"]
+    assert first.lines[0].name == world.school.name and first.lines[0].assigned
+    assert not any(line.assigned for line in first.lines[1:] + second.lines)
+    assert world.school.name not in names(second)
+
+
+def test_the_county_page_stays_small_however_many_schools(world, stats, login):
+    _add_many(world, stats, list(range(60)))
+    size = len(page(login(world.bureau_admin).get(reverse("statistics_county"))).encode())
+    for index in range(60):
+        stats.school(factories.SchoolFactory(zone=world.school.zone, name=f"扩充{index}小学", code=f"S7{index:03d}"))
+    grown = len(page(login(world.bureau_admin).get(reverse("statistics_county"))).encode())
+    assert grown < size * 1.05  # 62 or 122 schools: one page of 50 rows either way
 
 
 def test_the_county_page_with_the_whole_campaign_selected_adds_one_query_for_the_phase(world, stats, login):

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Q
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, Exists, F, FloatField, Func, OuterRef, Q, QuerySet, Subquery, Value
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -23,7 +24,6 @@ from ledgers.exports import teacher_assessment_export
 from ledgers.models import WHOLE_CAMPAIGN, Level, TeacherStatistics, UnitStatistics, UnitStatisticsDay, rate
 from ledgers.selectors import (
     Period,
-    assigned_school_ids,
     campaign_periods,
     expected_coverage,
     progress_period,
@@ -32,13 +32,18 @@ from ledgers.selectors import (
     trend,
     unit_rows,
 )
-from schools.models import BUREAU_ROLES, AuditEvent, Campaign, Role, School, SchoolClass, Zone
+from schools.models import BUREAU_ROLES, AuditEvent, Campaign, InspectorAssignment, Role, School, SchoolClass, Zone
 from schools.scoping import deny, get_object_for_user, require_roles
 from schools.services import audit_event_record
 from students.models import FOCUS_CATEGORIES, Category
 
 DASHBOARD_ROLES = (Role.SCHOOL_ADMIN, Role.ZONE_ADMIN, Role.INSPECTOR, Role.BUREAU_ADMIN)
 NO_VALUE = "—"
+# Rows of a ranking per page: a city's 1,500 schools are 30 pages, each the size of a county's.
+RANKING_PAGE_SIZE = 50
+# How long a rendered ranking stays cached; its key holds the figures' computed time, so a refresh
+# makes a new key at once and this only bounds the memory kept for keys no longer asked for.
+RANKING_CACHE_SECONDS = 600
 
 
 # --- the request's campaign and period ----------------------------------------------------------
@@ -211,6 +216,144 @@ def unit_table(items: list[UnitItem], columns: list[Column], *, sort: str | None
     return Table(headers=_headers(columns, active, descending), lines=lines, sortable=sort is not None, items=items)
 
 
+# --- rankings sorted and paginated in the database ---------------------------------------------------
+
+# The rate columns as (numerator, denominator) of the row's fields; ``phase_coverage`` reads the
+# progress phase's row of the same unit (annotated by ``_ranking_rows``).
+RATE_FIELDS = {
+    "participation_rate": ("teachers_participating", "staff_total"),
+    "coverage_rate": ("students_visited", "students_required"),
+    "focus_coverage_rate": ("focus_visited", "focus_students"),
+    "special_rule_rate": ("special_meeting_rule", "special_students"),
+    "phase_coverage": ("phase_visited", "phase_required"),
+}
+TEXT_FIELDS = {"name": "name", "zone": "zone__name"}
+
+
+class Percent(Func):
+    """``ledgers.models.rate`` in SQL: numerator × 100 ÷ denominator rounded to one decimal, NULL
+    when the denominator is 0, so that a ranking sorted in the database orders (and ties) exactly
+    as the rates it shows. PostgreSQL computes it in exact ``numeric``; SQLite in floating point."""
+
+    arity = 2
+    output_field = FloatField()
+
+    def as_sql(self, compiler, connection, **extra_context):
+        (numerator, numerator_params), (denominator, denominator_params) = (
+            compiler.compile(expression) for expression in self.get_source_expressions()
+        )
+        scaled = f"CAST({numerator} AS NUMERIC) * 100" if connection.vendor == "postgresql" else f"{numerator} * 100.0"
+        sql = f"CASE WHEN {denominator} > 0 THEN ROUND({scaled} / {denominator}, 1) END"
+        return sql, (*denominator_params, *numerator_params, *denominator_params)
+
+
+def _ranking_order(columns: list[Column], sort: str) -> tuple[list, str, bool]:
+    """The ORDER BY of a ranking sorted by ``sort`` (a column key, ``-`` first for descending):
+    values missing (「—」) last either way, ties in the organisation's order, as ``sort_items`` does.
+    Returns the ordering, the active column key ("" if none) and the direction."""
+    key, descending = sort.removeprefix("-"), sort.startswith("-")
+    tail = ["sort_key", "name", "pk"]
+    if not any(column.key == key for column in columns):
+        return tail, "", False
+    if key in RATE_FIELDS:
+        expression = Percent(*(F(name) for name in RATE_FIELDS[key]))
+    else:
+        expression = F(TEXT_FIELDS.get(key, key))
+    if key == "zone":  # a row without a zone shows "", which sorts first
+        ordered = expression.desc(nulls_last=True) if descending else expression.asc(nulls_first=True)
+    else:
+        ordered = expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True)
+    return [ordered, *tail], key, descending
+
+
+def _ranking_rows(rows: QuerySet, *, user, progress: "Period | None", period: "Period", level: str) -> QuerySet:
+    """``rows`` with what a ranking needs besides the row: ``phase_required`` and ``phase_visited``
+    of the unit in the progress phase (the row's own figures when that is the chosen period), and
+    ``assigned`` (an inspector's 包联 school)."""
+    if progress is not None and progress.code != period.code:
+        phase = UnitStatistics.objects.filter(
+            campaign_id=OuterRef("campaign_id"),
+            period=progress.code,
+            level=OuterRef("level"),
+            unit_id=OuterRef("unit_id"),
+        )
+        rows = rows.annotate(
+            phase_required=Subquery(phase.values("students_required")[:1]),
+            phase_visited=Subquery(phase.values("students_visited")[:1]),
+        )
+    else:
+        rows = rows.annotate(phase_required=F("students_required"), phase_visited=F("students_visited"))
+    if level == Level.SCHOOL and user.role == Role.INSPECTOR:
+        mine = InspectorAssignment.objects.filter(inspector=user, school_id=OuterRef("unit_id"))
+        rows = rows.annotate(assigned=Exists(mine))
+    else:
+        rows = rows.annotate(assigned=Value(False))
+    return rows
+
+
+@dataclass
+class Ranking:
+    """One page of a ranking: the table of its rows, the page (``Page``), and how many units of the
+    whole ranking are behind today's expected line."""
+
+    table: Table
+    page: Page
+    behind_count: int
+
+
+def unit_ranking(
+    rows: QuerySet,
+    columns: list[Column],
+    *,
+    sort: str,
+    page_number: str | None,
+    progress_shown: bool,
+    expected: Decimal | None,
+    url: Callable[[UnitStatistics], str | None],
+) -> Ranking:
+    """A ranking of units sorted and paginated in the database (``RANKING_PAGE_SIZE`` rows a page):
+    an inspector's 包联 schools first whatever the order, then ``sort``'s order. ``rows`` come from
+    ``_ranking_rows``. Two queries: the counts (units, and those behind the line) and the page."""
+    ordering, active, descending = _ranking_order(columns, sort)
+    # One query counts the units and those behind the line; the paginator takes the count from it.
+    behind = Q(phase_rate__lt=expected) if expected is not None and progress_shown else Q(pk__in=[])
+    counts = rows.alias(phase_rate=Percent(F("phase_visited"), F("phase_required"))).aggregate(
+        total=Count("pk"), behind=Count("pk", filter=behind)
+    )
+    paginator = Paginator(rows.order_by(F("assigned").desc(), *ordering), RANKING_PAGE_SIZE)
+    paginator.count = counts["total"]  # a cached_property: set, it spares the paginator's own COUNT
+    page = paginator.get_page(page_number)
+    items = []
+    for unit_row in page.object_list:
+        coverage = rate(unit_row.phase_visited or 0, unit_row.phase_required or 0) if progress_shown else None
+        items.append(
+            UnitItem(
+                row=unit_row,
+                url=url(unit_row),
+                phase_coverage=coverage,
+                behind=expected is not None and coverage is not None and coverage < expected,
+                assigned=bool(unit_row.assigned),
+            )
+        )
+    behind_count = counts["behind"] or 0
+    table = Table(
+        headers=_headers(columns, active, descending),
+        lines=[
+            Line(
+                name=item.row.name,
+                url=item.url,
+                cells=[(column.text(item), column.kind != "text") for column in columns[1:]],
+                assigned=item.assigned,
+                behind=item.behind,
+            )
+            for item in items
+        ],
+        sortable=True,
+        items=items,
+    )
+    return Ranking(table=table, page=page, behind_count=behind_count)
+
+
 TEACHER_COLUMNS = [
     Column("name", "教师", lambda r: r.teacher.display_name, "text"),
     Column("students_assigned", "任教学生数", lambda r: r.students_assigned),
@@ -372,33 +515,23 @@ def _render_unit(request: HttpRequest, scope: Scope, unit: Unit, *, with_zones: 
             target=campaign.coverage_target, start=progress.start, end=progress.end, today=scope.today
         )
 
-    children: list[UnitStatistics] = []
-    if unit.child_level:
-        children = list(
-            unit_rows(
-                user, campaign=campaign, period=period.code, level=unit.child_level, **unit.child_filter
-            ).select_related("zone")
-        )
     zones = list(unit_rows(user, campaign=campaign, period=period.code, level=Level.ZONE)) if with_zones else []
 
-    # Coverage in the progress phase: the rows already read when that phase is the chosen period,
-    # else one query for the same units in that phase.
+    # Coverage in the progress phase of the unit and its zones: the rows already read when that
+    # phase is the chosen period, else one query for the same units in that phase. The ranking
+    # below reads its own in the database.
     if progress is None:
         phase_rows = {}
     elif progress.code == period.code:
-        phase_rows = {(r.level, r.unit_id): r for r in [row, *children, *zones]}
+        phase_rows = {(r.level, r.unit_id): r for r in [row, *zones]}
     else:
         wanted = Q(level=unit.level, unit_id=unit.unit_id)
-        if unit.child_level:
-            wanted |= Q(level=unit.child_level, **unit.child_filter)
         if with_zones:
             wanted |= Q(level=Level.ZONE)
         phase_rows = {
             (r.level, r.unit_id): r
             for r in UnitStatistics.objects.visible_to(user).filter(wanted, campaign=campaign, period=progress.code)
         }
-
-    assigned = assigned_school_ids(user) if unit.child_level == Level.SCHOOL else set()
 
     def item(unit_row: UnitStatistics, url: str | None) -> UnitItem:
         phase_row = phase_rows.get((unit_row.level, unit_row.unit_id))
@@ -408,16 +541,29 @@ def _render_unit(request: HttpRequest, scope: Scope, unit: Unit, *, with_zones: 
             url=url,
             phase_coverage=coverage,
             behind=expected is not None and coverage is not None and coverage < expected,
-            assigned=unit_row.level == Level.SCHOOL and unit_row.unit_id in assigned,
         )
 
     own = item(row, None)
     phase_label = progress.label if progress is not None and progress.code != period.code else ""
-    child_items = [item(r, _child_url(r, scope)) for r in children]
-    children_table = None
+    ranking = None
     if unit.child_level:
-        columns = unit_columns(unit.child_level, with_zone=with_zones, phase_label=phase_label)
-        children_table = unit_table(child_items, columns, sort=request.GET.get("sort", ""))
+        children = _ranking_rows(
+            unit_rows(user, campaign=campaign, period=period.code, level=unit.child_level, **unit.child_filter),
+            user=user,
+            progress=progress,
+            period=period,
+            level=unit.child_level,
+        ).select_related("zone")
+        ranking = unit_ranking(
+            children,
+            unit_columns(unit.child_level, with_zone=with_zones, phase_label=phase_label),
+            sort=request.GET.get("sort", ""),
+            page_number=request.GET.get("page"),
+            progress_shown=progress is not None,
+            expected=expected,
+            url=lambda r: _child_url(r, scope),
+        )
+    children_table = ranking.table if ranking is not None else None
     zones_table = None
     if with_zones:
         zone_items = [item(r, reverse("statistics_zone", args=[r.unit_id]) + scope.query) for r in zones]
@@ -425,7 +571,7 @@ def _render_unit(request: HttpRequest, scope: Scope, unit: Unit, *, with_zones: 
 
     days = trend(campaign=campaign, level=unit.level, unit_id=unit.unit_id)
     categories = _categories(row)
-    # The chart follows the table's order, so that a sorted ranking reads the same in both.
+    # The chart follows the table's page and order, so that a sorted ranking reads the same in both.
     ranked = children_table.items if children_table is not None else []
     charts = _charts(scope, days=days, ranked=ranked, categories=categories, progress=progress, expected=expected)
     context.update(
@@ -439,12 +585,13 @@ def _render_unit(request: HttpRequest, scope: Scope, unit: Unit, *, with_zones: 
             "own": own,
             "target": campaign.coverage_target,
             "children_table": children_table,
+            "children_page": ranking.page if ranking is not None else None,
             "children_label": NAME_LABELS.get(unit.child_level, ""),
             "zones_table": zones_table,
             "categories": categories,
             "days": list(reversed(days)),
             "charts": charts,
-            "behind_count": sum(1 for i in child_items if i.behind),
+            "behind_count": ranking.behind_count if ranking is not None else 0,
         }
     )
     if unit.level == Level.SCHOOL:
