@@ -283,9 +283,14 @@ def main() -> None:
     for name in scales:
         print(f"{name}: data set", file=sys.stderr, flush=True)
         results["scales"][name] = data_set(name)
-        print(f"{name}: figures ({only})", file=sys.stderr, flush=True)
-        results["scales"][name]["figures"] = figures(name, runs, only)
-        save()
+        results["scales"][name]["figures"] = {}
+        for figure in only.split(","):  # one process a figure, saved as it comes: a failure loses one
+            print(f"{name}: {figure}", file=sys.stderr, flush=True)
+            try:
+                results["scales"][name]["figures"].update(figures(name, runs, figure))
+            except subprocess.CalledProcessError as error:
+                results["scales"][name].setdefault("failed", []).append(f"{figure}: exit {error.returncode}")
+            save()
     if os.environ.get("BENCH_ROSTER", "1") != "0":
         print("roster import, 50,000 rows", file=sys.stderr, flush=True)
         results["roster"] = roster_import()

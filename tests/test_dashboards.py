@@ -568,6 +568,18 @@ def test_the_county_page_stays_small_however_many_schools(world, stats, login):
     assert grown < size * 1.05  # 62 or 122 schools: one page of 50 rows either way
 
 
+def test_the_rendered_figures_are_cached_until_the_figures_are_computed_again(world, stats, login):
+    client = login(world.bureau_admin)
+    assert ">210<" in page(client.get(reverse("statistics_county")))  # the county's visits, now cached
+    county = UnitStatistics.objects.filter(level=Level.COUNTY, period=WHOLE_CAMPAIGN)
+    county.update(visits=4321)  # changed without a computation: the cached page stands
+    assert ">4321<" not in page(client.get(reverse("statistics_county")))
+    county.update(computed_at=timezone.now() + datetime.timedelta(seconds=1))  # as a refresh writes it
+    assert ">4321<" in page(client.get(reverse("statistics_county")))
+    # Another role, or another sort, never gets this page's cached figures.
+    assert "包联" in page(login(world.inspector).get(reverse("statistics_county")))
+
+
 def test_the_county_page_with_the_whole_campaign_selected_adds_one_query_for_the_phase(world, stats, login):
     client = login(world.bureau_admin)
     with CaptureQueriesContext(connection) as whole:

@@ -41,8 +41,9 @@ DASHBOARD_ROLES = (Role.SCHOOL_ADMIN, Role.ZONE_ADMIN, Role.INSPECTOR, Role.BURE
 NO_VALUE = "—"
 # Rows of a ranking per page: a city's 1,500 schools are 30 pages, each the size of a county's.
 RANKING_PAGE_SIZE = 50
-# How long a rendered ranking stays cached; its key holds the figures' computed time, so a refresh
-# makes a new key at once and this only bounds the memory kept for keys no longer asked for.
+# How long a page's rendered figures stay cached (Django's cache, per process by default); the key
+# holds the figures' computed time, so a refresh makes a new key at once and this only bounds the
+# memory kept for keys no longer asked for.
 RANKING_CACHE_SECONDS = 600
 
 
@@ -594,10 +595,23 @@ def _render_unit(request: HttpRequest, scope: Scope, unit: Unit, *, with_zones: 
             "behind_count": ranking.behind_count if ranking is not None else 0,
         }
     )
+    context["ranking_cache_seconds"] = RANKING_CACHE_SECONDS
+    context["figures_cache_key"] = _figures_cache_key(request, unit, row, expected)
     if unit.level == Level.SCHOOL:
         teachers = list(teacher_rows(user, campaign=campaign, period=period.code, school_id=unit.unit_id))
         context["teachers_table"] = teacher_table(teachers, sort=None)
     return render(request, "ledgers/dashboard.html", context)
+
+
+def _figures_cache_key(request: HttpRequest, unit: Unit, row: UnitStatistics, expected: Decimal | None) -> str:
+    """What the rendered figures of a page depend on: the unit, the query string (period, sort,
+    page), when its figures were computed (every refresh of a school rewrites its zone's and the
+    county's rows, so new figures make a new key and nothing is ever invalidated), today's expected
+    line, and the viewer's role (an inspector's own 包联 schools lead the ranking)."""
+    viewer = f"{request.user.role}:{request.user.pk if request.user.role == Role.INSPECTOR else ''}"
+    return "|".join(
+        [unit.level, str(unit.unit_id), request.GET.urlencode(), row.computed_at.isoformat(), str(expected), viewer]
+    )
 
 
 def _charts(
