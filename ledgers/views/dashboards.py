@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from django.core.cache import cache
+from django.core.cache.utils import make_template_fragment_key
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, Exists, F, FloatField, Func, OuterRef, Q, QuerySet, Subquery, Value
 from django.http import Http404, HttpRequest, HttpResponse
@@ -516,6 +518,16 @@ def _render_unit(request: HttpRequest, scope: Scope, unit: Unit, *, with_zones: 
             target=campaign.coverage_target, start=progress.start, end=progress.end, today=scope.today
         )
 
+    # The figures rendered for the same key before: the page around them only, no further query.
+    key = _figures_cache_key(request, unit, row, expected)
+    fragment = make_template_fragment_key("dashboard_figures", [key])
+    cached_charts = cache.get(f"{fragment}:charts")
+    if cached_charts is not None and cache.get(fragment) is not None:
+        context.update(
+            row=row, charts=cached_charts, ranking_cache_seconds=RANKING_CACHE_SECONDS, figures_cache_key=key
+        )
+        return render(request, "ledgers/dashboard.html", context)
+
     zones = list(unit_rows(user, campaign=campaign, period=period.code, level=Level.ZONE)) if with_zones else []
 
     # Coverage in the progress phase of the unit and its zones: the rows already read when that
@@ -596,7 +608,8 @@ def _render_unit(request: HttpRequest, scope: Scope, unit: Unit, *, with_zones: 
         }
     )
     context["ranking_cache_seconds"] = RANKING_CACHE_SECONDS
-    context["figures_cache_key"] = _figures_cache_key(request, unit, row, expected)
+    context["figures_cache_key"] = key
+    cache.set(f"{fragment}:charts", charts, RANKING_CACHE_SECONDS)
     if unit.level == Level.SCHOOL:
         teachers = list(teacher_rows(user, campaign=campaign, period=period.code, school_id=unit.unit_id))
         context["teachers_table"] = teacher_table(teachers, sort=None)
