@@ -80,10 +80,11 @@ def write_xlsx(
 
     Written with XlsxWriter in constant-memory mode: each row goes to disk as it comes, strings
     inline, and a cell carries a format only when it is a date (one shared format object, not a
-    style per cell). Measured against openpyxl's write-only mode (with lxml) on the visit export's
-    rows: 0.18 against 0.22 ms of CPU a row (``bench/README`` "writers"). Values: str (neutralised,
-    written as a string cell, never a formula), int, float, Decimal, bool, date, datetime (aware
-    ones in local time), None (an empty cell); anything else raises TypeError."""
+    style per cell). Measured against openpyxl's write-only mode on the visit export's rows: 0.16
+    against 0.32 ms of CPU a row (0.20 with lxml); docs/benchmarks.md, "Exports: which writer".
+    Values: str (neutralised, written as a string cell, never a formula), int, float, Decimal,
+    bool, date, datetime (aware ones in local time), None (an empty cell); anything else raises
+    TypeError."""
     rows = iter(rows)
     header = [str(label) for label in next(rows)]
     target = tempfile.TemporaryFile(suffix=".xlsx")  # noqa: SIM115 - the response closes it
