@@ -293,7 +293,10 @@ def main() -> None:
             save()
     if os.environ.get("BENCH_ROSTER", "1") != "0":
         print("roster import, 50,000 rows", file=sys.stderr, flush=True)
-        results["roster"] = roster_import()
+        try:
+            results["roster"] = roster_import()
+        except subprocess.CalledProcessError as error:
+            results["roster_failed"] = f"exit {error.returncode}: {(error.stderr or '')[-1500:]}"
         save()
     if os.environ.get("BENCH_CLUSTER", "1") != "0":
         print("two web processes and two workers", file=sys.stderr, flush=True)
