@@ -20,7 +20,10 @@ import openpyxl
 import xlsxwriter
 from django.http import FileResponse
 from django.utils import timezone
+from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.utils import get_column_letter
 
 XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
@@ -277,7 +280,7 @@ def write_ledger_xlsx(
         sheet.append([])
         sheet.append(["审核人：", None, None, "审核日期："])
     except BaseException:
-        _discard(sheet)
+        _discard_sheet(sheet)
         raise
     target = tempfile.TemporaryFile(suffix=".xlsx")  # noqa: SIM115 - the response closes it
     try:
@@ -295,3 +298,43 @@ def _ledger_value(sheet, value: object) -> object:
         cell.alignment = Alignment(horizontal="center")
         return cell
     return _xlsx_value(sheet, value)
+
+
+# --- openpyxl's write-only cells, for the 台账 layout (fills, merged title) -------------------------
+
+_THIN = Side(style="thin", color="808080")
+HEADER_FONT = Font(bold=True)
+HEADER_FILL = PatternFill(fill_type="solid", start_color="DDEBF7", end_color="DDEBF7")
+HEADER_ALIGNMENT = Alignment(horizontal="center", vertical="center", wrap_text=True)
+HEADER_BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
+
+
+def _discard_sheet(sheet) -> None:
+    """Close a write-only sheet that will not be saved and delete the XML file it streams rows to;
+    openpyxl itself removes that file only on save or at process exit."""
+    with contextlib.suppress(Exception):
+        sheet.close()
+        sheet._writer.cleanup()
+
+
+def _header_cell(sheet, label: str) -> WriteOnlyCell:
+    cell = WriteOnlyCell(sheet, value=neutralise(label))
+    cell.font = HEADER_FONT
+    cell.fill = HEADER_FILL
+    cell.alignment = HEADER_ALIGNMENT
+    cell.border = HEADER_BORDER
+    return cell
+
+
+def _xlsx_value(sheet, value: object) -> object:
+    if isinstance(value, datetime.datetime):
+        if timezone.is_aware(value):
+            value = timezone.localtime(value).replace(tzinfo=None)
+        cell = WriteOnlyCell(sheet, value=value)
+        cell.number_format = DATETIME_FORMAT
+        return cell
+    if isinstance(value, datetime.date):
+        cell = WriteOnlyCell(sheet, value=value)
+        cell.number_format = DATE_FORMAT
+        return cell
+    return neutralise(value)
