@@ -37,9 +37,12 @@ lint: $(VENV)/.installed
 test: static lint
 	$(VENV)/bin/pytest -n 2 $(PYTEST_ARGS)
 
-# Production processes (with DATABASE_URL and CELERY_BROKER_URL set)
+# Production processes (with DATABASE_URL and CELERY_BROKER_URL set); deploy/ has their systemd
+# units. The worker runs without gossip, mingle and heartbeat (issue 15: one queue needs none, and
+# they are where reconnecting to a restarted broker crashed).
+WORKER_FLAGS := --without-gossip --without-mingle --without-heartbeat
 worker: $(VENV)/.installed
-	$(VENV)/bin/celery -A homevisit worker --loglevel INFO
+	$(VENV)/bin/celery -A homevisit worker --loglevel INFO $(WORKER_FLAGS)
 
 beat: $(VENV)/.installed
 	$(VENV)/bin/celery -A homevisit beat --loglevel INFO

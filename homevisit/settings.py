@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "students",
     "visits",
     "ledgers",
+    "oversight",
 ]
 
 MIDDLEWARE = [
@@ -191,6 +192,7 @@ CELERY_BEAT_SCHEDULE = {
     "statistics-refresh-stale": {"task": "ledgers.tasks.statistics_refresh_stale_sweep", "schedule": 60.0},
     "import-jobs-stuck": {"task": "schools.tasks.import_jobs_stuck_requeue", "schedule": 300.0},
     "webhook-outbox": {"task": "visits.tasks.notify_webhook_outbox_sweep", "schedule": 300.0},
+    "ledger-exports-purge": {"task": "ledgers.jobs.ledger_exports_purge", "schedule": 3600.0},
     "statistics-nightly": {
         "task": "ledgers.tasks.statistics_recompute_nightly",
         "schedule": crontab(hour=2, minute=30),
@@ -212,7 +214,7 @@ STATISTICS_REFRESH_DELAY = datetime.timedelta(
     seconds=env_int("STATISTICS_REFRESH_DELAY_SECONDS", 0 if CELERY_TASK_ALWAYS_EAGER else 30, minimum=0)
 )
 STATISTICS_MAX_STALENESS = datetime.timedelta(minutes=5)
-STATISTICS_RUN_LEASE = datetime.timedelta(minutes=10)
+STATISTICS_RUN_LEASE = datetime.timedelta(minutes=1)  # SQLite's claim; PostgreSQL's dies with its connection
 
 LOGGING = {
     "version": 1,
@@ -249,18 +251,26 @@ MIDDLEWARE.append("axes.middleware.AxesMiddleware")
 # Axes' gate authenticates nobody: it refuses a locked-out attempt before the real backend runs.
 AUTHENTICATION_BACKENDS = ["schools.accounts.LoginLockoutBackend", *AUTHENTICATION_BACKENDS]
 
-# Login failures. Five failures for one username from one address lock that pair, and only that
-# pair: the same account from another address, and other accounts from the same address (a
-# school's shared NAT), still sign in. Axes has one period, not a separate counting window and
-# lock: a failure counts while the previous one is under 30 minutes old, and the lock lasts 30
-# minutes from the failure that set it. So five failures within 15 minutes always lock, and so
-# do slower guesses that never pause for half an hour. Attempts during the lock are refused and
-# audited but do not extend it (the page can then say when it ends). A successful login clears the
-# pair's count. The bureau admin unlocks in 管理后台 (Axes › Access attempts: delete the row) or
-# with `manage.py axes_reset_username <username>` / `axes_reset_ip_username <ip> <username>`.
-AXES_FAILURE_LIMIT = 5
+# Login failures: two rules, both counted by django-axes from its per-attempt rows (one lockout
+# parameter each: AXES_LOCKOUT_PARAMETERS lists both combinations; the limit callable says which
+# one is reached, see schools.accounts.failure_limit).
+# - Per address: five failures for one username from one address lock that pair, and only that
+#   pair: the same account from another address, and other accounts from the same address (a
+#   school's shared NAT), still sign in.
+# - Per account (issue 14): twenty failures for one username across all addresses lock the account
+#   from everywhere, and the school admin and the bureau admin are told in-app.
+# Axes has one period, not a separate counting window and lock: a failure counts while its
+# address's last failure is under 30 minutes old, and a lock lasts until the failures age out,
+# at most 30 minutes after the failure that set it. So five failures within 15 minutes from one
+# address, or twenty within 15 minutes from any addresses, always lock. Attempts during the lock
+# are refused and audited but do not extend it (the page can then say when it ends). A successful
+# login clears the account's count. The bureau admin unlocks on 「锁定账号」 (/accounts/locked/),
+# in 管理后台 (Axes › Access attempts) or with `manage.py axes_reset_username <username>`.
+LOGIN_FAILURE_LIMIT_PER_ADDRESS = 5
+LOGIN_FAILURE_LIMIT_PER_ACCOUNT = 20
+AXES_FAILURE_LIMIT = "schools.accounts.failure_limit"
 AXES_COOLOFF_TIME = datetime.timedelta(minutes=30)
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username"]
 AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_CALLABLE = "schools.accounts.lockout_response"
@@ -328,3 +338,43 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_timeout": 2,
     "visibility_timeout": 3600,
 }
+# Publishing (homevisit.celery.CircuitTask): one bounded try — connecting gives up after
+# CELERY_BROKER_CONNECTION_TIMEOUT, each reply after the socket timeout above — and after a
+# failure no publish is tried for PUBLISH_CIRCUIT_OPEN_SECONDS, in this process: a request then
+# fails its publish at once and carries on (the sweeps find what the message would have said).
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+PUBLISH_CIRCUIT_OPEN_SECONDS = env_int("PUBLISH_CIRCUIT_OPEN_SECONDS", 30, minimum=0)
+# The worker outlives the broker (Celery 5.x documentation, "Broker Settings" and "Worker"): it
+# reconnects for ever (None; 0 would mean never), and a task running when the connection is lost
+# is cancelled, so that an acks_late message is redelivered once instead of run twice. It runs
+# without gossip, mingle and heartbeat (Makefile, deploy/): one queue needs none of them, and
+# they are where the reconnect crashes were (issue 15).
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# No refresh message per change: beat's sweep refreshes the schools whose stale mark is older than
+# STATISTICS_REFRESH_DELAY, every STATISTICS_SWEEP_INTERVAL (ledgers.receivers); sweeps queued
+# while the worker was down find nothing left after the first (one at a time, ledgers.tasks). The
+# promise (DESIGN §7, issue 15): a school's figures are never older than STATISTICS_FRESHNESS
+# behind its last change while the worker and beat run — window + interval + compute time — and
+# the dashboards say when a school's are.
+STATISTICS_SWEEP_INTERVAL = datetime.timedelta(seconds=env_int("STATISTICS_SWEEP_SECONDS", 15, minimum=1))
+STATISTICS_FRESHNESS = datetime.timedelta(minutes=2)
+CELERY_BEAT_SCHEDULE["statistics-refresh-stale"] = {
+    "task": "ledgers.tasks.statistics_refresh_stale_sweep",
+    "schedule": STATISTICS_SWEEP_INTERVAL.total_seconds(),
+}
+
+# --- Health (monitoring/, django-health-check; README 「Production deployment」) ---
+# /health/ for the load balancer (the database: 200 or 500, anyone), /health/detail/ for the
+# operator (bureau admin). Beat sends the heartbeat task every HEALTH_HEARTBEAT_INTERVAL; a worker
+# or beat whose last heartbeat is older than HEALTH_SILENCE_LIMIT is reported unavailable.
+INSTALLED_APPS += ["health_check", "monitoring"]
+HEALTH_HEARTBEAT_INTERVAL = datetime.timedelta(seconds=env_int("HEALTH_HEARTBEAT_SECONDS", 20, minimum=1))
+HEALTH_SILENCE_LIMIT = datetime.timedelta(minutes=1)
+CELERY_BEAT_SCHEDULE["health-heartbeat"] = {
+    "task": "monitoring.tasks.health_heartbeat",
+    "schedule": HEALTH_HEARTBEAT_INTERVAL.total_seconds(),
+}
+# The load balancer asks gunicorn over plain HTTP: no redirect to HTTPS for it.
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]

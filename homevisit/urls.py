@@ -11,4 +11,6 @@ urlpatterns = [
     path("", include("schools.urls")),
     path("", include("students.urls")),
     path("", include("ledgers.urls")),
+    path("", include("monitoring.urls")),
+    path("", include("oversight.urls")),
 ]

@@ -6,4 +6,7 @@ class LedgersConfig(AppConfig):
     verbose_name = "台账"
 
     def ready(self) -> None:
-        from ledgers import receivers  # noqa: F401 - connects the statistics refresh receiver
+        from ledgers import (
+            jobs,  # noqa: F401 - registers the ledger export tasks (issue 11)
+            receivers,  # noqa: F401 - connects the statistics refresh receiver
+        )

@@ -5,13 +5,16 @@ per unit (class, school, zone, county), campaign and period (the whole campaign,
 Dashboards and the statistics sheet read only these rows, never the visit table.
 """
 
+import uuid
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from schools.models import BUREAU_ROLES, Campaign, Role, School, Zone
+from visits.periods import WHOLE_CAMPAIGN as PERIOD_WHOLE_CAMPAIGN
 
 
 class Level(models.TextChoices):
@@ -21,8 +24,9 @@ class Level(models.TextChoices):
     CLASS = "class", _("班级")
 
 
-# The period of a row: the whole campaign, or one phase (a ``Phase.Kind`` value).
-WHOLE_CAMPAIGN = "campaign"
+# The period of a row: the whole campaign, or one phase (a ``Phase.Kind`` value). Defined with the
+# periods themselves (``visits.periods``), which the engine and the teacher's pages both count by.
+WHOLE_CAMPAIGN = PERIOD_WHOLE_CAMPAIGN
 
 
 def rate(numerator: int, denominator: int) -> Decimal | None:
@@ -152,9 +156,10 @@ class UnitStatisticsDay(models.Model):
 
 
 class StatisticsRun(models.Model):
-    """A full recompute's progress: schools are done in id order and ``last_school_id`` says how
-    far it got, so a run killed midway is finished by the next one (rows are upserted, never
-    incremented, so redoing a school counts nothing twice)."""
+    """A full recompute's progress: the figure sets are written in order and ``steps_done`` says
+    how many are stored, so a run killed midway is finished by the next one from the first step not
+    done (rows are upserted, never incremented, so redoing a step counts nothing twice).
+    ``last_school_id`` is no longer used (runs were once chunked by school)."""
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
     started_at = models.DateTimeField()
@@ -162,6 +167,7 @@ class StatisticsRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     last_school_id = models.PositiveIntegerField(default=0)
     schools_done = models.PositiveIntegerField(default=0)
+    steps_done = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         verbose_name = _("统计计算任务")
@@ -175,6 +181,24 @@ class StatisticsRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.campaign_id} {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class SchoolStatisticsCheck(models.Model):
+    """When a school's rows were last computed, whether or not a figure changed (a row whose figures
+    did not change is not rewritten, so its ``computed_at`` says when its figures last changed).
+    One narrow row per campaign and school, rewritten by every computation of the school."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="+")
+    computed_at = models.DateTimeField(_("计算时间"))
+
+    class Meta:
+        verbose_name = _("学校统计计算时间")
+        verbose_name_plural = _("学校统计计算时间")
+        constraints = [models.UniqueConstraint(fields=["campaign", "school"], name="unique_school_statistics_check")]
+
+    def __str__(self) -> str:
+        return f"{self.school_id} {self.computed_at:%Y-%m-%d %H:%M}"
 
 
 class TeacherStatisticsQuerySet(models.QuerySet):
@@ -226,6 +250,73 @@ class TeacherStatistics(models.Model):
     @property
     def coverage_rate(self) -> Decimal | None:
         return rate(self.students_visited, self.students_assigned)
+
+
+class LedgerExportJobQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "LedgerExportJobQuerySet":
+        """An export job is its requester's own: nobody else sees its progress or its file."""
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        return self.filter(user=user)
+
+
+class LedgerExportJob(models.Model):
+    """A large ledger export (a whole zone or the county) written by a Celery task: progress while
+    it runs, then a file kept for ``EXPORT_FILE_LIFETIME`` (a day) and removed after."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("排队中")
+        RUNNING = "running", _("正在生成")
+        DONE = "done", _("已完成")
+        FAILED = "failed", _("失败")
+
+    class Kind(models.TextChoices):
+        WORK = "work", _("工作台账")
+        FEEDBACK = "feedback", _("问题反馈台账")
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    user = models.ForeignKey("schools.User", verbose_name=_("导出人"), on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(_("台账"), max_length=10, choices=Kind.choices)
+    level = models.CharField(_("范围"), max_length=10, choices=Level.choices)
+    unit_id = models.PositiveIntegerField(_("单位"))  # zone or school id; 0 for the county
+    unit_name = models.CharField(_("单位名称"), max_length=100)
+    status = models.CharField(_("状态"), max_length=10, choices=Status.choices, default=Status.QUEUED)
+    total_rows = models.PositiveIntegerField(_("总行数"), default=0)
+    done_rows = models.PositiveIntegerField(_("已写行数"), default=0)
+    file_name = models.CharField(_("文件名"), max_length=200, blank=True)
+    error = models.CharField(_("错误信息"), max_length=300, blank=True)
+    created_at = models.DateTimeField(_("提交时间"), default=timezone.now)
+    finished_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
+    expires_at = models.DateTimeField(_("文件过期时间"), null=True, blank=True)
+
+    objects = LedgerExportJobQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("台账导出任务")
+        verbose_name_plural = _("台账导出任务")
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.unit_name}"
+
+    @property
+    def path(self):
+        from django.conf import settings
+
+        return settings.PRIVATE_FILES_ROOT / "exports" / f"{self.public_id}.xlsx"
+
+    @property
+    def progress_percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        if not self.total_rows:
+            return 0
+        return min(99, round(100 * self.done_rows / self.total_rows))
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
 
 
 # The special-student ledgers' records live in their own module; imported here so Django finds them.

@@ -40,6 +40,8 @@ from ledgers.selectors import Period
 from schools.exports import FORMULA_PREFIXES, XLSX_CONTENT_TYPE, ExportFile, display_width
 from schools.models import Campaign, User
 from students.models import FOCUS_CATEGORIES, Category
+from visits.feedback import feedback_by_category_and_status
+from visits.models import Suggestion
 
 TITLE = "「万名教师大家访」活动情况统计表"
 OTHER_SHEET_TITLE = "其他指标"
@@ -158,16 +160,21 @@ OTHER_COLUMNS: tuple[Column, ...] = (
     Column("超时未报平安", attrgetter("overdue_safety_reports"), 8),
 )
 GROUP_SEPARATOR = "·"
+FEEDBACK_TABLE_TITLE = "问题反馈台账：家长意见按类别和状态（条）"
 
 MAIN_NOTES = (
     "说明：",
-    "1. 参与家访教师数量：统计期间内作为主访教师或同行人员参与过至少一次已提交家访的教职工人数（每人只计一次）。",
-    "2. 走访率 = 参与家访教师数量 ÷ 本单位在册教职工总数（班级为班主任和任课教师），反映教师全员参与情况。",
-    "3. 家访学生数量：统计期间应家访的学生数。第一轮全员家访及全年为全部在籍学生；"
-    "第二轮重点回访为重点关注学生和特殊学生。",
-    "4. 已走访人数：家访学生数量中，统计期间内至少有一次已提交家访记录的学生人数（每人只计一次）。",
-    "5. 学生总数：在籍学生人数。",
-    "6. 家访率 = 已走访人数 ÷ 家访学生数量，反映学生覆盖情况。",
+    "1. 统计期间：一次家访计入其家访日期所在的阶段（阶段日期调整后按新日期重新计算）；全年指第一个阶段开始日至最后一个"
+    "阶段结束日的每一天，含阶段之间的日子（如暑假）。只统计已提交的家访记录。",
+    "2. 参与家访教师数量：学校、片区、全县为本单位在册教职工（在职的教师和学校管理员）中，统计期间内作为主访教师或"
+    "同行人员参与过至少一次已提交家访的人数（每人只计一次，片区、全县为所属学校之和）；班级为本班班主任和任课教师中，"
+    "统计期间内参与过本班学生的已提交家访的人数（只走访了其他班学生的不计入本班）。",
+    "3. 走访率 = 参与家访教师数量 ÷ 本单位在册教职工总数（班级为本班班主任和任课教师人数），反映教师全员参与情况。",
+    "4. 家访学生数量：统计期间应家访的学生数。第一轮全员家访及全年为全部在籍学生；"
+    "第二轮重点回访为重点关注学生和特殊学生（按计算当日有效的类别）。",
+    "5. 已走访人数：家访学生数量中，统计期间内至少有一次已提交家访记录的学生人数（每人只计一次）。学生计入其当前所在"
+    "学校和班级。",
+    "6. 学生总数：在籍学生人数。家访率 = 已走访人数 ÷ 家访学生数量，反映学生覆盖情况。",
     f"7. 比率保留一位小数；分母为 0 时显示「{NO_RATE}」。{TOTAL_LABEL}行是本单位自身的统计数（按人去重），"
     "不是上面各行比率的相加或平均。",
     "8. 数据由系统定时计算，以表头所列计算时间为准；之后提交的家访记录在下次计算后计入。",
@@ -205,6 +212,9 @@ class StatisticsSheet:
     heading: SheetHeading
     units: Sequence[UnitStatistics]
     total: UnitStatistics
+    # The feedback ledger's items by category and status (header row first), under the further
+    # indicators; empty for none (issue 11, ``visits.feedback.feedback_by_category_and_status``).
+    feedback: Sequence[Sequence] = ()
 
 
 # --- reading the rows ------------------------------------------------------------------------
@@ -239,6 +249,21 @@ def sheet_contact(unit: UnitStatistics, user: User | None = None) -> tuple[str, 
     return "", ""
 
 
+def sheet_feedback_table(user: User, *, unit: UnitStatistics, period: Period) -> list[list]:
+    """The unit's feedback items raised in the period by category and status (header first), read
+    from the feedback ledger in one query (issue 11)."""
+    items = Suggestion.objects.visible_to(user)
+    if unit.level == Level.SCHOOL:
+        items = items.filter(school_id=unit.unit_id)
+    elif unit.level == Level.ZONE:
+        items = items.filter(school__zone_id=unit.unit_id)
+    if period.start:
+        items = items.filter(raised_on__gte=period.start)
+    if period.end:
+        items = items.filter(raised_on__lte=period.end)
+    return feedback_by_category_and_status(items)
+
+
 def period_label(period: Period) -> str:
     """The period as the sheet names it: 全年, or the phase with its dates."""
     if period.phase is None:
@@ -264,6 +289,7 @@ def statistics_sheet_export(
     all_schools: bool = False,
     contact: tuple[str, str] = ("", ""),
     day: datetime.date | None = None,
+    feedback: Sequence[Sequence] = (),
 ) -> ExportFile:
     """The statistics sheet of ``unit`` (a row the caller fetched through its scope) as an XLSX file;
     ``rows`` scopes the units listed below it. One query reads them, then the writer streams both
@@ -279,7 +305,7 @@ def statistics_sheet_export(
         computed_at=unit.computed_at,
     )
     units = list(sheet_child_rows(rows, unit, all_schools=all_schools))
-    sheet = StatisticsSheet(heading=heading, units=units, total=unit)
+    sheet = StatisticsSheet(heading=heading, units=units, total=unit, feedback=feedback)
     return statistics_sheet_write(sheet, filename=sheet_filename(unit, period, day))
 
 
@@ -323,6 +349,8 @@ def statistics_sheet_write(sheet: StatisticsSheet, *, filename: str) -> ExportFi
         columns=OTHER_COLUMNS,
         rows=statistics_sheet_rows(OTHER_COLUMNS, sheet.units, sheet.total),
         notes=OTHER_NOTES,
+        extra_title=FEEDBACK_TABLE_TITLE if sheet.feedback else "",
+        extra_rows=sheet.feedback,
     )
     target = tempfile.TemporaryFile(suffix=".xlsx")  # noqa: SIM115 - the response (or the caller) closes it
     try:
@@ -341,8 +369,11 @@ def _write_table(
     columns: Sequence[Column],
     rows: Iterator[tuple[str, list]],
     notes: Sequence[str],
+    extra_title: str = "",
+    extra_rows: Sequence[Sequence] = (),
 ) -> None:
-    """Title, heading lines, the table under a header repeated on every printed page, the notes."""
+    """Title, heading lines, the table under a header repeated on every printed page, the notes,
+    then an optional small table (``extra_rows``, header first) under ``extra_title``."""
     widths = [column.width for column in columns]
     last = get_column_letter(len(columns))
     grouped = any(GROUP_SEPARATOR in column.label for column in columns)
@@ -412,7 +443,31 @@ def _write_table(
         ws.append([_cell(ws, note, _Style.NOTE_TITLE if index == 0 else _Style.NOTE)])
         ws.merged_cells.add(f"A{row_number}:{last}{row_number}")
         row_number += 1
+    if extra_rows:
+        ws.append([])
+        ws.append([_cell(ws, extra_title, _Style.NOTE_TITLE)])
+        ws.merged_cells.add(f"A{row_number + 1}:{last}{row_number + 1}")
+        row_number += 2
+        for index, values in enumerate(extra_rows):
+            if index == 0:
+                ws.append([_cell(ws, str(label), _Style.HEADER) for label in values])
+            else:
+                ws.append(
+                    [
+                        _cell(ws, value, _Style.TOTAL_TEXT if values[0] == TOTAL_LABEL else _Style.TEXT)
+                        if isinstance(value, str)
+                        else _number_cell(ws, value, total=values[0] == TOTAL_LABEL)
+                        for value in values
+                    ]
+                )
+            row_number += 1
     ws.print_area = f"A1:{last}{row_number - 1}"
+
+
+def _number_cell(ws: WriteOnlyWorksheet, value: object, *, total: bool) -> Cell:
+    cell = WriteOnlyCell(ws, value=value)
+    cell.style = _Style.TOTAL_NUMBER if total else _Style.NUMBER
+    return cell
 
 
 def _append_header(ws: WriteOnlyWorksheet, labels: Sequence[str], *, two_rows: bool) -> None:

@@ -1,51 +1,60 @@
-# The queries below are assembled from constant SQL fragments and numbered placeholders; every value
-# (ids, dates, codes) is passed as a parameter, never formatted into the text.
+# The statements below are assembled from constant SQL fragments (column names, code constants such
+# as a status or a category code, loop indexes); every value that comes from data (ids, dates, the
+# campaign) is passed as a named parameter, never formatted into the text.
 # ruff: noqa: S608
 """The statistics engine (DESIGN §7): every figure of the bureau's sheet and the further indicators,
-computed in the database into ``UnitStatistics`` rows.
+computed in the database into ``UnitStatistics`` and ``TeacherStatistics`` rows.
 
 How the figures are counted
 ---------------------------
+- A visit counts once submitted, in the periods its date falls in (``visits.periods``): the phase
+  whose dates contain it, and the whole campaign (first phase's start to last phase's end, the
+  days between phases included). The stored ``Visit.phase`` is not read: when the bureau moves a
+  phase, the next computation counts every visit where its date now falls.
 - A student counts in the school and class they are on the roster of today, if active; their
-  categories are those in force today. A member of staff (teacher or school admin, active) counts
-  in the school whose staff they are. A visit counts only once submitted, in the phase its date
-  falls in (``Visit.phase``); the whole campaign is the union of its phases.
+  categories are those in force today. A member of staff (teacher or school admin, active)
+  counts in the school whose staff they are.
 - 家访学生数量 is every active student, except in the revisit round (第二轮重点回访), where it is
-  the focus and special students; 已走访人数 is those of them with a submitted visit in the
-  period. 参与家访教师数量 is the staff with a submitted visit in the period, as lead teacher or
-  companion. For a class, its staff are its head teacher and the teachers assigned to it, and a
-  teacher takes part by joining a visit of one of its students.
-- Special students meet the rule with two in-home visits in the campaign's school year, whatever
-  the period.
+  the focus and special students; 已走访人数 is those of them with a submitted visit in the period.
+- 参与家访教师数量: for a school, its staff with a submitted visit in the period, as lead teacher
+  or companion; for a class, its head teacher and the teachers assigned to it who took part in a
+  submitted visit in the period to a student of that class. Zone and county rows are sums of
+  school rows (units partition one another, so distinct counts stay distinct).
+- Special students meet the rule with two in-home visits in the campaign's school year.
 
-Units partition one another (a student, a member of staff, a visit, a safety report belongs to
-one school), so zone and county rows are sums of school rows and their distinct counts stay
-distinct. Class and school rows are computed from the raw tables with grouped, conditional
-aggregation: a fixed handful of queries for a chunk of schools, whatever its number of students
-or visits. Rows are upserted on (campaign, period, level, unit), never incremented, so running a
-computation twice, or two at once, or again after one was killed, gives the same figures.
+How it runs
+-----------
+One run builds a narrow working set once, in temporary tables of its own connection (``stw_*``):
+the campaign's and school year's submitted visits (id, school, lead, in-home, period number), their
+students and their people (lead and companions), the class staff, and one row per active student
+with its categories and one seen-flag per period. Each figure set is then one statement
+(``FIGURE_SETS``): it aggregates the working set with one conditional column per period, turns
+those columns into one row per period, and upserts the rows with ``INSERT … SELECT … ON CONFLICT DO
+UPDATE … WHERE`` the row changed, so unchanged rows are not rewritten. A run over some schools (a
+refresh) builds the working set of those schools only and rolls up only their zones and the county.
+
+Adding a figure: add the column to the model, compute it in the working set or in the figure
+set's aggregate, and name it in the figure set's select list.
 """
 
-import dataclasses
+import contextlib
 import datetime
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Q
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from ledgers.models import (
     WHOLE_CAMPAIGN,
     Level,
+    SchoolStatisticsCheck,
     StatisticsRun,
-    TeacherStatistics,
-    UnitStatistics,
     UnitStatisticsDay,
 )
-from schools.models import SCHOOL_ROLES, Campaign, Phase, School, SchoolClass, SchoolYear, User, Zone
+from schools.models import SCHOOL_ROLES, Campaign, Grade, School, SchoolYear
 from students.models import (
     FOCUS_CATEGORIES,
     IN_HOME_VISITS_REQUIRED,
@@ -54,12 +63,10 @@ from students.models import (
     Category,
     Student,
 )
-from visits.models import Method, SafetyReport, Suggestion, Visit
+from visits.models import Method, Visit
+from visits.periods import Window, campaign_windows, school_year_window, start_of
 
 CATEGORIES = list(Category.values)
-FOCUS = [str(c) for c in FOCUS_CATEGORIES]
-SPECIAL = [str(c) for c in SPECIAL_CATEGORIES]
-REVISIT_REQUIRED = [str(c) for c in REVISIT_CATEGORIES]
 CARE = [str(Category.ORPHAN), str(Category.UNSUPPORTED)]
 
 FIGURES = (
@@ -86,70 +93,30 @@ TEACHER_FIGURES = (
     "records_complete",
     "records_draft",
 )
+WORK_MEM = "64MB"  # per sort or hash of the run's statements, on PostgreSQL
+WORK_TABLES = ("stw_period", "stw_visit", "stw_seen", "stw_people", "stw_reach", "stw_class_staff", "stw_student")
 
 
-@dataclass(frozen=True)
-class _Window:
-    """A period as the queries see it: its code, the phases it covers, and its dates."""
-
-    code: str
-    phase_ids: tuple[int, ...]
-    start: datetime.datetime | None
-    end: datetime.datetime | None  # exclusive
-    revisit: bool
-    until: datetime.datetime | None = None  # only visits before this count (the history backfill)
-
-    def condition(self) -> tuple[str, list]:
-        """SQL for "visit ``v`` belongs to this period", with its parameters."""
-        phases_in, params = _in(self.phase_ids)
-        if self.until is None:
-            return f"v.phase_id IN {phases_in}", params
-        return f"(v.phase_id IN {phases_in} AND v.visited_at < %s)", [*params, _dt(self.until)]
+# --- SQL helpers -------------------------------------------------------------------------------
 
 
-@dataclass
-class _Figures:
-    values: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FIGURES, 0))
-    categories: dict[str, list[int]] = field(default_factory=lambda: {c: [0, 0] for c in CATEGORIES})
-
-    def add(self, other: "_Figures") -> None:
-        for name in FIGURES:
-            self.values[name] += other.values[name]
-        for code in CATEGORIES:
-            self.categories[code][0] += other.categories[code][0]
-            self.categories[code][1] += other.categories[code][1]
+def _postgresql() -> bool:
+    return connection.vendor == "postgresql"
 
 
-def _start_of(day: datetime.date) -> datetime.datetime:
-    return datetime.datetime.combine(day, datetime.time.min, tzinfo=timezone.get_current_timezone())
+def _true() -> str:
+    return "TRUE" if _postgresql() else "1"
 
 
-def _windows(campaign: Campaign) -> list[_Window]:
-    phases = list(Phase.objects.filter(campaign=campaign).order_by("start"))
-    whole = _Window(
-        code=WHOLE_CAMPAIGN,
-        phase_ids=tuple(p.pk for p in phases),
-        start=_start_of(phases[0].start) if phases else None,
-        end=_start_of(phases[-1].end + datetime.timedelta(days=1)) if phases else None,
-        revisit=False,
-    )
-    return [whole] + [
-        _Window(
-            code=p.kind,
-            phase_ids=(p.pk,),
-            start=_start_of(p.start),
-            end=_start_of(p.end + datetime.timedelta(days=1)),
-            revisit=p.kind == Phase.Kind.REVISIT,
-        )
-        for p in phases
-    ]
+def _lit(value: str) -> str:
+    """A code constant (a status, a role, a category code) as an SQL literal."""
+    value = str(value)
+    assert value.replace("_", "").isalnum() and value.isascii(), value  # noqa: S101 - code constants only
+    return f"'{value}'"
 
 
-def _school_year_bounds(campaign: Campaign, today: datetime.date) -> tuple[datetime.datetime, datetime.datetime]:
-    year = campaign.school_year or SchoolYear.current(today)
-    if year is None:
-        return _start_of(datetime.date(campaign.year, 1, 1)), _start_of(datetime.date(campaign.year + 1, 1, 1))
-    return _start_of(year.start), _start_of(year.end + datetime.timedelta(days=1))
+def _lits(values: Iterable) -> str:
+    return "(" + ", ".join(_lit(v) for v in values) + ")"
 
 
 def _dt(value: datetime.datetime):
@@ -157,592 +124,612 @@ def _dt(value: datetime.datetime):
     return connection.ops.adapt_datetimefield_value(value)
 
 
-def _in(values: Sequence) -> tuple[str, list]:
-    """``IN (...)`` with one placeholder a value; an empty list matches nothing."""
-    if not values:
-        return "(NULL)", []
-    return "(" + ", ".join(["%s"] * len(values)) + ")", list(values)
+def _json_pairs(pairs: Sequence[tuple[str, str, str]]) -> str:
+    """``{code: [a, b], ...}`` built in SQL from (code, expression a, expression b)."""
+    if _postgresql():
+        return "jsonb_build_object(" + ", ".join(f"{_lit(k)}, jsonb_build_array({a}, {b})" for k, a, b in pairs) + ")"
+    return "json_object(" + ", ".join(f"{_lit(k)}, json_array({a}, {b})" for k, a, b in pairs) + ")"
 
 
-def _flag(condition: str) -> str:
-    return f"MAX(CASE WHEN {condition} THEN 1 ELSE 0 END)"
+def _json_int(column: str, key: str, index: int) -> str:
+    """``column[key][index]`` of a JSON column as an integer."""
+    if _postgresql():
+        return f"COALESCE(({column} -> {_lit(key)} ->> {index})::integer, 0)"
+    return f"COALESCE(json_extract({column}, '$.{key}[{index}]'), 0)"
 
 
-def _period_flags(windows: list[_Window], alias: str) -> tuple[list[str], list]:
-    """One ``MAX(CASE ...) AS <alias>_<i>`` column a period: 1 when a row's visit falls in it."""
-    columns, params = [], []
-    for index, window in enumerate(windows):
-        condition, condition_params = window.condition()
-        columns.append(f"{_flag(condition)} AS {alias}_{index}")
-        params += condition_params
-    return columns, params
+def _pad(expression: str, width: int) -> str:
+    """A non-negative integer as text, zero-padded to ``width``."""
+    if _postgresql():
+        return f"lpad(({expression})::text, {width}, '0')"
+    return f"substr('{'0' * width}' || ({expression}), -{width})"
 
 
-def _rows(sql: str, params: list) -> list[tuple]:
+def _changed(columns: Sequence[str], table: str) -> str:
+    """True when the stored row differs from the one proposed (``excluded``) in any of ``columns``."""
+    mine = ", ".join(f"{table}.{c}" for c in columns)
+    theirs = ", ".join(f"excluded.{c}" for c in columns)
+    operator = "IS DISTINCT FROM" if _postgresql() else "IS NOT"
+    return f"({mine}) {operator} ({theirs})"
+
+
+def _upsert(table: str, columns: Sequence[str], key: Sequence[str], select: str) -> str:
+    """``INSERT … SELECT … ON CONFLICT DO UPDATE`` that rewrites a row only when a value changed;
+    ``computed_at`` moves only with the figures."""
+    compared = [c for c in columns if c not in key and c != "computed_at"]
+    updated = [c for c in columns if c not in key]
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) {select} "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in updated)
+        + f" WHERE {_changed(compared, table)}"
+    )
+
+
+def _in_window(column: str, index: int) -> str:
+    """SQL for "``column`` (a datetime) falls in period ``index``", by the run's named parameters."""
+    return f"{column} >= %(start_{int(index)})s AND {column} < %(end_{int(index)})s"
+
+
+def _count_in_windows(run: "_Run", column: str, alias: str, *, whole: bool = True) -> str:
+    """``SUM(…) AS <alias>_<i>``: rows whose ``column`` falls in each period (from 1 if not ``whole``)."""
+    periods = run.periods if whole else run.periods[1:]
+    return ", ".join(f"SUM(CASE WHEN {_in_window(column, i)} THEN 1 ELSE 0 END) AS {alias}_{i}" for i in periods)
+
+
+def _in_period(index: int, column: str = "phase_no") -> str:
+    """SQL for "this row's visit falls in period ``index``" (0: the whole campaign)."""
+    return f"{column} IS NOT NULL" if index == 0 else f"{column} = {int(index)}"
+
+
+# --- one run -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    """What a computation needs: the campaign, its periods, the day, and the schools in scope
+    (None: all). ``params`` are the named parameters every statement may use."""
+
+    campaign: Campaign
+    windows: list[Window]
+    now: datetime.datetime
+    school_ids: list[int] | None
+    today: datetime.date = field(init=False)
+    params: dict = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.today = timezone.localdate(self.now)
+        year_start, year_end = school_year_window(self.campaign, self.today)
+        whole = self.windows[0]
+        self.params = {
+            "campaign": self.campaign.pk,
+            "now": _dt(self.now),
+            "today": connection.ops.adapt_datefield_value(self.today),
+            "year_start": _dt(year_start),
+            "year_end": _dt(year_end),
+            "current_year": getattr(SchoolYear.current(self.today), "pk", None),
+        }
+        for w in self.windows:
+            self.params[f"start_{w.index}"] = _dt(w.start_at)
+            self.params[f"end_{w.index}"] = _dt(w.end_at)
+        self.params["span_start"] = min(self.params["start_0"], self.params["year_start"])
+        self.params["span_end"] = max(self.params["end_0"], self.params["year_end"])
+        assert whole.index == 0  # noqa: S101
+
+    @property
+    def periods(self) -> range:
+        return range(len(self.windows))
+
+    def each(self, template: str, sep: str = ", ") -> str:
+        """``template`` once per period, ``{i}`` its index and ``{in_period}`` its condition."""
+        return sep.join(template.format(i=i, in_period=_in_period(i)) for i in self.periods)
+
+    def pick(self, column: str, alias: str) -> str:
+        """The per-period column ``<alias>.<column>_<i>`` of the row's period ``p.idx``, or 0."""
+        cases = " ".join(f"WHEN {i} THEN {alias}.{column}_{i}" for i in self.periods)
+        return f"COALESCE(CASE p.idx {cases} END, 0)"
+
+    def schools_filter(self, column: str) -> str:
+        """``AND column IN (<the scope's schools>)``, empty for a run over every school."""
+        if self.school_ids is None:
+            return ""
+        return f" AND {column} IN ({', '.join(str(int(pk)) for pk in self.school_ids)})"
+
+    def execute(self, sql: str) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, self.params)
+            return cursor.rowcount
+
+
+# --- the working set ---------------------------------------------------------------------------
+
+
+def _working_set_build(run: _Run) -> None:
+    """The temporary tables every figure set reads, built once per run on the run's connection."""
+    _working_set_drop()
+    if _postgresql():  # aggregates of many columns: keep them in memory (reset by _working_set_drop)
+        run.execute(f"SET work_mem = '{WORK_MEM}'")
+    run.execute("CREATE TEMP TABLE stw_period (idx integer PRIMARY KEY, code varchar(20), revisit integer)")
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
-
-
-# --- the class and school rows of a chunk of schools ------------------------------------------
-
-
-def _student_figures(school_ids: list[int], windows: list[_Window], today: datetime.date, year_bounds) -> dict:
-    """Per (school, class): students, categories, and who was visited in each period. One query:
-    visits are grouped per student and categories per student first (hash aggregates over the
-    chunk's rows), then joined to the roster and summed per class."""
-    schools_in, schools_params = _in(school_ids)
-    seen_columns, seen_params = _period_flags(windows, "seen")
-    seen_sql = f"""
-        SELECT vs.student_id AS student_id, {", ".join(seen_columns)},
-               SUM(CASE WHEN v.method = %s AND v.visited_at >= %s AND v.visited_at < %s THEN 1 ELSE 0 END)
-                   AS in_home_year
-        FROM visits_visit_students vs
-        JOIN visits_visit v ON v.id = vs.visit_id
-        JOIN students_student s ON s.id = vs.student_id
-        WHERE v.status = %s AND s.school_id IN {schools_in}
-        GROUP BY vs.student_id
-    """
-    seen_params += [Method.IN_HOME, _dt(year_bounds[0]), _dt(year_bounds[1]), Visit.Status.SUBMITTED, *schools_params]
-
-    category_columns = [f"{_flag('sc.category = %s')} AS c_{i}" for i in range(len(CATEGORIES))]
-    categories_sql = f"""
-        SELECT sc.student_id AS student_id, {", ".join(category_columns)}
-        FROM students_studentcategory sc
-        JOIN students_student s ON s.id = sc.student_id
-        WHERE sc.start <= %s AND (sc."end" IS NULL OR sc."end" >= %s) AND s.school_id IN {schools_in}
-        GROUP BY sc.student_id
-    """
-    day = connection.ops.adapt_datefield_value(today)
-    categories_params = [*CATEGORIES, day, day, *schools_params]
-
-    def category(code: str) -> str:
-        return f"COALESCE(c.c_{CATEGORIES.index(code)}, 0)"
-
-    def any_of(codes: Iterable[str]) -> str:
-        return "(CASE WHEN " + " + ".join(category(code) for code in codes) + " > 0 THEN 1 ELSE 0 END)"
-
-    def seen(index: int) -> str:
-        return f"COALESCE(v.seen_{index}, 0)"
-
-    sums = ["COUNT(*)"]
-    sums += [f"SUM({category(code)})" for code in CATEGORIES]
-    sums += [f"SUM({any_of(FOCUS)})", f"SUM({any_of(SPECIAL)})", f"SUM({any_of(CARE)})"]
-    sums += [f"SUM({any_of(REVISIT_REQUIRED)})"]
-    meets_rule = f"(CASE WHEN COALESCE(v.in_home_year, 0) >= {IN_HOME_VISITS_REQUIRED} THEN 1 ELSE 0 END)"
-    sums += [f"SUM({any_of(SPECIAL)} * {meets_rule})"]
-    for index in range(len(windows)):
-        sums.append(f"SUM({seen(index)})")
-        sums.append(f"SUM({any_of(REVISIT_REQUIRED)} * {seen(index)})")
-        sums.append(f"SUM({any_of(FOCUS)} * {seen(index)})")
-        sums += [f"SUM({category(code)} * {seen(index)})" for code in CATEGORIES]
-    sql = f"""
-        WITH v AS ({seen_sql}), c AS ({categories_sql})
-        SELECT s.school_id, s.school_class_id, {", ".join(sums)}
-        FROM students_student s
-        LEFT JOIN v ON v.student_id = s.id
-        LEFT JOIN c ON c.student_id = s.id
-        WHERE s.status = %s AND s.school_id IN {schools_in}
-        GROUP BY s.school_id, s.school_class_id
-    """
-    params = [*seen_params, *categories_params, Student.Status.ACTIVE, *schools_params]
-
-    result: dict[tuple[int, int | None], dict[str, _Figures]] = {}
-    for row in _rows(sql, params):
-        school_id, class_id, values = row[0], row[1], [int(x or 0) for x in row[2:]]
-        total, values = values[0], values[1:]
-        in_force, values = values[: len(CATEGORIES)], values[len(CATEGORIES) :]
-        focus, special, care, revisit_required, meeting = values[:5]
-        values = values[5:]
-        per_window = {}
-        for window in windows:
-            visited, revisit_visited, focus_visited = values[:3]
-            by_category, values = values[3 : 3 + len(CATEGORIES)], values[3 + len(CATEGORIES) :]
-            figures = _Figures()
-            figures.values.update(
-                students_total=total,
-                students_required=revisit_required if window.revisit else total,
-                students_visited=revisit_visited if window.revisit else visited,
-                focus_students=focus,
-                focus_visited=focus_visited,
-                special_students=special,
-                special_meeting_rule=meeting,
-                care_students=care,
-            )
-            figures.categories = {code: [in_force[i], by_category[i]] for i, code in enumerate(CATEGORIES)}
-            per_window[window.code] = figures
-        result[(school_id, class_id)] = per_window
-    return result
-
-
-def _participants(
-    *, users_of: list[int] | None = None, students_of: list[int] | None = None, submitted: bool = True
-) -> tuple[str, list]:
-    """(visit, member of staff) for each lead teacher and companion of the visits, as SQL and its
-    parameters. The filters go inside both branches, so the database reads only the chunk's visits
-    through its indexes: the staff of ``users_of`` schools, or visits of ``students_of`` schools."""
-    branches, params = [], []
-    for visit_column, user_column, source in (
-        ("v.id", "v.lead_teacher_id", "visits_visit v"),
-        ("vc.visit_id", "vc.user_id", "visits_visit_companions vc JOIN visits_visit v ON v.id = vc.visit_id"),
-    ):
-        conditions = []
-        if submitted:
-            conditions.append("v.status = %s")
-            params.append(Visit.Status.SUBMITTED)
-        if users_of is not None:
-            schools_in, schools_params = _in(users_of)
-            conditions.append(f"{user_column} IN (SELECT id FROM schools_user WHERE school_id IN {schools_in})")
-            params += schools_params
-        if students_of is not None:
-            schools_in, schools_params = _in(students_of)
-            conditions.append(
-                f"{visit_column} IN (SELECT vs.visit_id FROM visits_visit_students vs"
-                f" JOIN students_student s ON s.id = vs.student_id WHERE s.school_id IN {schools_in})"
-            )
-            params += schools_params
-        where = " WHERE " + " AND ".join(conditions) if conditions else ""
-        branches.append(f"SELECT {visit_column} AS visit_id, {user_column} AS user_id FROM {source}{where}")
-    return " UNION ".join(branches), params
-
-
-def _staff_figures(school_ids: list[int], windows: list[_Window]) -> dict[int, dict[str, tuple[int, int]]]:
-    """Per school and period: (staff on the roster, of them with a submitted visit in the period)."""
-    schools_in, schools_params = _in(school_ids)
-    roles_in, roles_params = _in(list(SCHOOL_ROLES))
-    flags, flag_params = _period_flags(windows, "took_part")
-    participants, participants_params = _participants(users_of=school_ids)
-    sql = f"""
-        WITH p AS ({participants}),
-        t AS (
-            SELECT p.user_id AS user_id, {", ".join(flags)}
-            FROM p JOIN visits_visit v ON v.id = p.visit_id
-            GROUP BY p.user_id
+        cursor.executemany(
+            "INSERT INTO stw_period (idx, code, revisit) VALUES (%s, %s, %s)",
+            [(w.index, w.code, int(w.revisit)) for w in run.windows],
         )
-        SELECT u.school_id, COUNT(*), {", ".join(f"SUM(COALESCE(t.took_part_{i}, 0))" for i in range(len(windows)))}
-        FROM schools_user u LEFT JOIN t ON t.user_id = u.id
-        WHERE u.is_active = %s AND u.role IN {roles_in} AND u.school_id IN {schools_in}
-        GROUP BY u.school_id
-    """
-    params = [*participants_params, *flag_params, True, *roles_params, *schools_params]
-    result = {}
-    for row in _rows(sql, params):
-        result[row[0]] = {w.code: (int(row[1]), int(row[2 + i] or 0)) for i, w in enumerate(windows)}
-    return result
-
-
-def _class_staff_sql(schools_in: str) -> str:
-    """(class, member of staff): head teachers and assigned teachers, active accounts only."""
-    return f"""
-        SELECT cs.class_id AS class_id, cs.user_id AS user_id FROM (
-            SELECT c.id AS class_id, c.head_teacher_id AS user_id
-            FROM schools_schoolclass c WHERE c.head_teacher_id IS NOT NULL AND c.school_id IN {schools_in}
-            UNION
+    phase_no = (
+        "CASE "
+        + " ".join(f"WHEN {_in_window('v.visited_at', w.index)} THEN {w.index}" for w in run.windows[1:])
+        + f" WHEN {_in_window('v.visited_at', 0)} THEN 0 END"
+    )
+    # Submitted visits of the campaign and of the school year (the 2-in-home rule), without their
+    # text: read through the partial covering index on (visited_at) of submitted visits.
+    scope = ""
+    if run.school_ids is not None:
+        schools = run.schools_filter("v.school_id")[5:]
+        staff = f"SELECT u.id FROM schools_user u WHERE 1 = 1{run.schools_filter('u.school_id')}"
+        scope = (
+            f" AND ({schools} OR v.lead_teacher_id IN ({staff})"
+            f" OR v.id IN (SELECT vc.visit_id FROM visits_visit_companions vc WHERE vc.user_id IN ({staff})))"
+        )
+    run.execute(f"""
+        CREATE TEMP TABLE stw_visit AS
+        SELECT v.id AS visit_id, v.school_id AS school_id, v.lead_teacher_id AS lead_id,
+               CASE WHEN v.method = {_lit(Method.IN_HOME)} THEN 1 ELSE 0 END AS in_home,
+               {phase_no} AS phase_no,
+               CASE WHEN v.visited_at >= %(year_start)s AND v.visited_at < %(year_end)s THEN 1 ELSE 0 END AS in_year
+        FROM visits_visit v
+        WHERE v.status = {_lit(Visit.Status.SUBMITTED)}
+          AND v.visited_at >= %(span_start)s AND v.visited_at < %(span_end)s{scope}
+    """)
+    # Each visit's active students, in the class and school they are on the roster of today.
+    run.execute(f"""
+        CREATE TEMP TABLE stw_seen AS
+        SELECT w.visit_id, w.phase_no, w.in_home, w.in_year,
+               s.id AS student_id, s.school_id AS school_id, s.school_class_id AS class_id
+        FROM stw_visit w
+        JOIN visits_visit_students vs ON vs.visit_id = w.visit_id
+        JOIN students_student s ON s.id = vs.student_id
+        WHERE s.status = {_lit(Student.Status.ACTIVE)}
+    """)
+    # The people of each campaign visit: its lead teacher and its companions. Computed once.
+    run.execute("""
+        CREATE TEMP TABLE stw_people AS
+        SELECT w.visit_id, w.lead_id AS user_id, w.phase_no, w.in_home, 1 AS is_lead
+        FROM stw_visit w WHERE w.phase_no IS NOT NULL
+        UNION ALL
+        SELECT w.visit_id, vc.user_id, w.phase_no, w.in_home, 0 AS is_lead
+        FROM stw_visit w JOIN visits_visit_companions vc ON vc.visit_id = w.visit_id
+        WHERE w.phase_no IS NOT NULL
+    """)
+    # Who reached whom: per (member of staff, student) of the campaign's visits, seen per period.
+    # The class participation and the teacher figures both read it (the one join of people and
+    # students of a run).
+    run.execute(f"""
+        CREATE TEMP TABLE stw_reach AS
+        SELECT pe.user_id, se.student_id, se.class_id,
+               {run.each("MAX(CASE WHEN pe.{in_period} THEN 1 ELSE 0 END) AS seen_{i}")}
+        FROM stw_people pe JOIN stw_seen se ON se.visit_id = pe.visit_id
+        GROUP BY pe.user_id, se.student_id, se.class_id
+    """)
+    # A class's staff: its head teacher and its assigned teachers, active staff accounts only.
+    run.execute(f"""
+        CREATE TEMP TABLE stw_class_staff AS
+        SELECT DISTINCT cs.class_id, cs.user_id
+        FROM (
+            SELECT c.id AS class_id, c.head_teacher_id AS user_id FROM schools_schoolclass c
+            WHERE c.head_teacher_id IS NOT NULL{run.schools_filter("c.school_id")}
+            UNION ALL
             SELECT ta.school_class_id AS class_id, ta.teacher_id AS user_id
             FROM schools_teachingassignment ta JOIN schools_schoolclass c ON c.id = ta.school_class_id
-            WHERE c.school_id IN {schools_in}
-        ) cs JOIN schools_user u ON u.id = cs.user_id WHERE u.is_active = %s
+            WHERE 1 = 1{run.schools_filter("c.school_id")}
+        ) cs
+        JOIN schools_user u ON u.id = cs.user_id
+        WHERE u.is_active = {_true()} AND u.role IN {_lits(SCHOOL_ROLES)}
+    """)
+    # One row per active student: categories in force today, and whether seen in each period.
+    categories = ", ".join(
+        f"MAX(CASE WHEN sc.category = {_lit(code)} THEN 1 ELSE 0 END) AS c{j}" for j, code in enumerate(CATEGORIES)
+    )
+
+    def any_of(codes) -> str:
+        return (
+            "CASE WHEN "
+            + " + ".join(f"COALESCE(c.c{CATEGORIES.index(code)}, 0)" for code in codes)
+            + " > 0 THEN 1 ELSE 0 END"
+        )
+
+    run.execute(f"""
+        CREATE TEMP TABLE stw_student AS
+        SELECT s.id AS student_id, s.school_id, s.school_class_id AS class_id,
+               {", ".join(f"COALESCE(c.c{j}, 0) AS c{j}" for j in range(len(CATEGORIES)))},
+               {any_of(FOCUS_CATEGORIES)} AS focus,
+               {any_of(SPECIAL_CATEGORIES)} AS special,
+               {any_of(CARE)} AS care,
+               {any_of(REVISIT_CATEGORIES)} AS revisit_required,
+               CASE WHEN COALESCE(seen.in_home_year, 0) >= {IN_HOME_VISITS_REQUIRED} THEN 1 ELSE 0 END AS meets_rule,
+               {run.each("COALESCE(seen.seen_{i}, 0) AS seen_{i}")}
+        FROM students_student s
+        LEFT JOIN (
+            SELECT student_id, {run.each("MAX(CASE WHEN {in_period} THEN 1 ELSE 0 END) AS seen_{i}")},
+                   SUM(in_home * in_year) AS in_home_year
+            FROM stw_seen GROUP BY student_id
+        ) seen ON seen.student_id = s.id
+        LEFT JOIN (
+            SELECT sc.student_id, {categories}
+            FROM students_studentcategory sc
+            WHERE sc.start <= %(today)s AND (sc."end" IS NULL OR sc."end" >= %(today)s)
+            GROUP BY sc.student_id
+        ) c ON c.student_id = s.id
+        WHERE s.status = {_lit(Student.Status.ACTIVE)}{run.schools_filter("s.school_id")}
+    """)
+    if _postgresql():
+        for table in WORK_TABLES:
+            run.execute(f"ANALYZE {table}")  # temporary tables are never analysed by autovacuum
+
+
+def _working_set_drop() -> None:
+    with connection.cursor() as cursor:
+        for table in WORK_TABLES:
+            cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        if _postgresql():
+            cursor.execute("RESET work_mem")
+
+
+# --- the figure sets ---------------------------------------------------------------------------
+
+UNIT_COLUMNS = (
+    "campaign_id",
+    "period",
+    "level",
+    "unit_id",
+    "name",
+    "zone_id",
+    "school_id",
+    "sort_key",
+    *FIGURES,
+    "categories",
+    "computed_at",
+)
+UNIT_KEY = ("campaign_id", "period", "level", "unit_id")
+
+
+def _students_aggregate(run: _Run, group: str) -> str:
+    """Per ``group`` (``school_id`` or ``class_id``) of ``stw_student``: students, categories,
+    and, per period, those seen, of them the revisit round's and the focus students, and each
+    category's."""
+    return f"""
+        SELECT {group}, COUNT(*) AS students_total, SUM(focus) AS focus, SUM(special) AS special,
+               SUM(care) AS care, SUM(revisit_required) AS revisit_required,
+               SUM(special * meets_rule) AS meeting_rule,
+               {", ".join(f"SUM(c{j}) AS c{j}" for j in range(len(CATEGORIES)))},
+               {run.each("SUM(seen_{i}) AS seen_{i}")},
+               {run.each("SUM(revisit_required * seen_{i}) AS revisit_seen_{i}")},
+               {run.each("SUM(focus * seen_{i}) AS focus_seen_{i}")},
+               {", ".join(run.each(f"SUM(c{j} * seen_{{i}}) AS cv{j}_{{i}}") for j in range(len(CATEGORIES)))}
+        FROM stw_student WHERE {group} IS NOT NULL GROUP BY {group}
     """
 
 
-def _class_staff_figures(school_ids: list[int], windows: list[_Window]) -> dict[int, dict[str, tuple[int, int]]]:
-    """Per class and period: (the class's staff, of them who joined a visit of one of its students)."""
-    schools_in, schools_params = _in(school_ids)
-    flags, flag_params = _period_flags(windows, "took_part")
-    participants, participants_params = _participants(students_of=school_ids)
-    sql = f"""
-        WITH p AS ({participants}),
-        t AS (
-            SELECT s.school_class_id AS class_id, p.user_id AS user_id, {", ".join(flags)}
-            FROM p
-            JOIN visits_visit v ON v.id = p.visit_id
-            JOIN visits_visit_students vs ON vs.visit_id = p.visit_id
-            JOIN students_student s ON s.id = vs.student_id
-            WHERE s.school_id IN {schools_in} AND s.status = %s
-            GROUP BY s.school_class_id, p.user_id
+def _student_columns(run: _Run) -> str:
+    """The student figures of a unit row, from the aggregate ``st`` and the period ``p``."""
+    categories = _json_pairs(
+        [(code, f"COALESCE(st.c{j}, 0)", run.pick(f"cv{j}", "st")) for j, code in enumerate(CATEGORIES)]
+    )
+    return f"""
+        CASE WHEN p.revisit = 1 THEN COALESCE(st.revisit_required, 0) ELSE COALESCE(st.students_total, 0) END
+            AS students_required,
+        CASE WHEN p.revisit = 1 THEN {run.pick("revisit_seen", "st")} ELSE {run.pick("seen", "st")} END
+            AS students_visited,
+        COALESCE(st.students_total, 0) AS students_total,
+        COALESCE(st.focus, 0) AS focus_students,
+        {run.pick("focus_seen", "st")} AS focus_visited,
+        COALESCE(st.special, 0) AS special_students,
+        COALESCE(st.meeting_rule, 0) AS special_meeting_rule,
+        COALESCE(st.care, 0) AS care_students,
+        {categories} AS categories
+    """
+
+
+def _class_rows(run: _Run) -> None:
+    """Class rows: the students of the class; its staff (head teacher and assigned teachers) and
+    those of them who took part in a visit to one of its students; the visits to its students.
+    Classes of the current school year, and any other that still has active students."""
+    grade_label = "CASE c.grade " + " ".join(f"WHEN {int(g)} THEN '{label}'" for g, label in Grade.choices) + " END"
+    sort_key = _pad("c.grade + 10", 2) + " || " + _pad("c.number", 3)
+    select = f"""
+        WITH st AS ({_students_aggregate(run, "class_id")}),
+        took AS (
+            SELECT class_id, user_id, {run.each("MAX(seen_{i}) AS took_{i}")}
+            FROM stw_reach WHERE class_id IS NOT NULL
+            GROUP BY class_id, user_id
         ),
-        cs AS ({_class_staff_sql(schools_in)})
-        SELECT cs.class_id, COUNT(*), {", ".join(f"SUM(COALESCE(t.took_part_{i}, 0))" for i in range(len(windows)))}
-        FROM cs LEFT JOIN t ON t.class_id = cs.class_id AND t.user_id = cs.user_id
-        GROUP BY cs.class_id
-    """
-    params = [
-        *participants_params,
-        *flag_params,
-        *schools_params,
-        Student.Status.ACTIVE,
-        *schools_params,
-        *schools_params,
-        True,
-    ]
-    return {
-        row[0]: {w.code: (int(row[1]), int(row[2 + i] or 0)) for i, w in enumerate(windows)}
-        for row in _rows(sql, params)
-    }
-
-
-def _visit_counts(school_ids: list[int], campaign: Campaign) -> tuple[dict, dict]:
-    """Submitted visits (人次) and in-home visits per school and phase, and per class and phase (a
-    visit of students of two classes counts once in each class, once in the school)."""
-    base = Q(status=Visit.Status.SUBMITTED, phase__campaign=campaign)
-    by_school = {
-        (row["school_id"], row["phase_id"]): (row["n"], row["in_home"])
-        for row in Visit.objects.filter(base, school_id__in=school_ids)
-        .values("school_id", "phase_id")
-        .annotate(n=Count("pk"), in_home=Count("pk", filter=Q(method=Method.IN_HOME)))
-        .order_by()
-    }
-    through = Visit.students.through
-    by_class = {
-        (row["student__school_class_id"], row["visit__phase_id"]): (row["n"], row["in_home"])
-        for row in through.objects.filter(
-            visit__status=Visit.Status.SUBMITTED,
-            visit__phase__campaign=campaign,
-            student__school_id__in=school_ids,
-            student__status=Student.Status.ACTIVE,
-        )
-        .values("student__school_class_id", "visit__phase_id")
-        .annotate(
-            n=Count("visit_id", distinct=True),
-            in_home=Count("visit_id", distinct=True, filter=Q(visit__method=Method.IN_HOME)),
-        )
-        .order_by()
-    }
-    return by_school, by_class
-
-
-def _feedback_counts(school_ids: list[int], campaign: Campaign) -> dict:
-    """Suggestions passed to the school (「提交学校处理」) per school and phase: open until the
-    feedback ledger answers them."""
-    return {
-        (row["visit__school_id"], row["visit__phase_id"]): row["n"]
-        for row in Suggestion.objects.filter(
-            to_school=True,
-            visit__status=Visit.Status.SUBMITTED,
-            visit__phase__campaign=campaign,
-            visit__school_id__in=school_ids,
-        )
-        .values("visit__school_id", "visit__phase_id")
-        .annotate(n=Count("pk"))
-        .order_by()
-    }
-
-
-def _overdue_counts(school_ids: list[int], windows: list[_Window]) -> dict[int, dict[str, int]]:
-    """Safety reports that went overdue, per school, by the period their planned start falls in."""
-    annotations = {
-        f"w{i}": Count("pk", filter=Q(planned_start__gte=w.start, planned_start__lt=w.end))
-        for i, w in enumerate(windows)
-        if w.start is not None
-    }
-    if not annotations:
-        return {}
-    rows = (
-        SafetyReport.objects.filter(school_id__in=school_ids, overdue_notified_at__isnull=False)
-        .values("school_id")
-        .annotate(**annotations)
-        .order_by()
-    )
-    return {row["school_id"]: {w.code: row.get(f"w{i}", 0) for i, w in enumerate(windows)} for row in rows}
-
-
-def _teacher_figures(
-    school_ids: list[int], windows: list[_Window]
-) -> tuple[dict[int, dict[str, dict[str, int]]], dict[int, int]]:
-    """Per member of staff and period: the teacher assessment's figures; and each one's school."""
-    schools_in, schools_params = _in(school_ids)
-    n = len(windows)
-    phase_lists = [_in(w.phase_ids) for w in windows]
-
-    # Students of the classes each teacher heads or teaches, and of them those visited with them.
-    seen_columns, seen_params = _period_flags(windows, "seen")
-    seen_flags = ", ".join(seen_columns)
-    participants, participants_params = _participants(users_of=school_ids)
-    students_sql = f"""
-        WITH p AS ({participants}),
-        cs AS ({_class_staff_sql(schools_in)}),
-        ts AS (
-            SELECT DISTINCT cs.user_id AS user_id, s.id AS student_id
-            FROM cs JOIN students_student s ON s.school_class_id = cs.class_id
-            WHERE s.status = %s
+        staff AS (
+            SELECT cs.class_id, COUNT(*) AS staff_total, {run.each("SUM(COALESCE(took.took_{i}, 0)) AS took_{i}")}
+            FROM stw_class_staff cs
+            LEFT JOIN took ON took.class_id = cs.class_id AND took.user_id = cs.user_id
+            GROUP BY cs.class_id
         ),
-        t AS (
-            SELECT p.user_id AS user_id, vs.student_id AS student_id, {seen_flags}
-            FROM p
-            JOIN visits_visit v ON v.id = p.visit_id
-            JOIN visits_visit_students vs ON vs.visit_id = p.visit_id
-            GROUP BY p.user_id, vs.student_id
+        class_visits AS (  -- a visit of two students of one class (siblings) counts once in it
+            SELECT DISTINCT class_id, visit_id, phase_no, in_home
+            FROM stw_seen WHERE class_id IS NOT NULL AND phase_no IS NOT NULL
+        ),
+        visits AS (
+            SELECT class_id, {run.each("SUM(CASE WHEN {in_period} THEN 1 ELSE 0 END) AS visits_{i}")},
+                   {run.each("SUM(CASE WHEN {in_period} THEN in_home ELSE 0 END) AS in_home_{i}")}
+            FROM class_visits GROUP BY class_id
         )
-        SELECT ts.user_id, COUNT(*), {", ".join(f"SUM(COALESCE(t.seen_{i}, 0))" for i in range(n))}
-        FROM ts LEFT JOIN t ON t.user_id = ts.user_id AND t.student_id = ts.student_id
-        GROUP BY ts.user_id
+        SELECT %(campaign)s, p.code, {_lit(Level.CLASS)}, c.id,
+               {grade_label} || '（' || c.number || '）班', sc.zone_id, c.school_id, {sort_key},
+               COALESCE(staff.staff_total, 0) AS staff_total,
+               {run.pick("took", "staff")} AS teachers_participating,
+               {_student_columns(run)},
+               {run.pick("visits", "visits")} AS visits,
+               {run.pick("in_home", "visits")} AS in_home_visits,
+               0, 0,
+               %(now)s
+        FROM schools_schoolclass c
+        JOIN schools_school sc ON sc.id = c.school_id
+        LEFT JOIN st ON st.class_id = c.id
+        LEFT JOIN staff ON staff.class_id = c.id
+        LEFT JOIN visits ON visits.class_id = c.id
+        CROSS JOIN stw_period p
+        WHERE (st.class_id IS NOT NULL OR c.school_year_id = %(current_year)s){run.schools_filter("c.school_id")}
+        ORDER BY c.id, p.idx
     """
-    students_params = [
-        *participants_params,
-        *schools_params,
-        *schools_params,
-        True,
-        Student.Status.ACTIVE,
-        *seen_params,
-    ]
+    columns = list(UNIT_COLUMNS)
+    # The three school-only indicators are 0 in a class row: keep the select list in column order.
+    order = [*columns[:8], "staff_total", "teachers_participating", "students_required", "students_visited",
+             "students_total", "focus_students", "focus_visited", "special_students", "special_meeting_rule",
+             "care_students", "categories", "visits", "in_home_visits", "open_feedback",
+             "overdue_safety_reports", "computed_at"]  # fmt: skip
+    run.execute(_upsert("ledgers_unitstatistics", _fix_order(order), UNIT_KEY, select))
+    # Classes that are gone (dissolved, or last year's and emptied) lose their rows.
+    run.execute(f"""
+        DELETE FROM ledgers_unitstatistics
+        WHERE campaign_id = %(campaign)s AND level = {_lit(Level.CLASS)}{run.schools_filter("school_id")}
+          AND unit_id NOT IN (
+              SELECT c.id FROM schools_schoolclass c
+              WHERE (c.school_year_id = %(current_year)s OR c.id IN (SELECT class_id FROM stw_student))
+              {run.schools_filter("c.school_id")})
+    """)
 
-    # Visits each took part in, in-home among them; records each led, submitted or in draft.
-    counts = []
-    count_params: list = []
-    for i, (phases_in, params) in enumerate(phase_lists):
-        counts.append(f"SUM(CASE WHEN v.status = %s AND v.phase_id IN {phases_in} THEN 1 ELSE 0 END) AS visits_{i}")
-        counts.append(
-            f"SUM(CASE WHEN v.status = %s AND v.method = %s AND v.phase_id IN {phases_in} THEN 1 ELSE 0 END)"
-            f" AS in_home_{i}"
+
+def _fix_order(order: list[str]) -> list[str]:
+    """The insert's column list in the order its select produces them (checked against the model)."""
+    assert sorted(order) == sorted(UNIT_COLUMNS), set(order) ^ set(UNIT_COLUMNS)  # noqa: S101
+    return order
+
+
+def _school_rows(run: _Run) -> None:
+    """School rows: its students; its staff and those of them who took part in any submitted visit
+    (lead or companion, filed by any school); the visits it filed; the suggestions of those visits
+    passed to the school; its safety reports that went overdue, by the period of their start."""
+    select = f"""
+        WITH st AS ({_students_aggregate(run, "school_id")}),
+        took AS (
+            SELECT user_id, {run.each("MAX(CASE WHEN {in_period} THEN 1 ELSE 0 END) AS took_{i}")}
+            FROM stw_people GROUP BY user_id
+        ),
+        staff AS (
+            SELECT u.school_id, COUNT(*) AS staff_total, {run.each("SUM(COALESCE(took.took_{i}, 0)) AS took_{i}")}
+            FROM schools_user u LEFT JOIN took ON took.user_id = u.id
+            WHERE u.is_active = {_true()} AND u.role IN {_lits(SCHOOL_ROLES)}
+              AND u.school_id IS NOT NULL{run.schools_filter("u.school_id")}
+            GROUP BY u.school_id
+        ),
+        visits AS (
+            SELECT school_id, {run.each("SUM(CASE WHEN {in_period} THEN 1 ELSE 0 END) AS visits_{i}")},
+                   {run.each("SUM(CASE WHEN {in_period} THEN in_home ELSE 0 END) AS in_home_{i}")}
+            FROM stw_visit WHERE phase_no IS NOT NULL GROUP BY school_id
+        ),
+        feedback AS (
+            SELECT w.school_id, {run.each("SUM(CASE WHEN w.{in_period} THEN 1 ELSE 0 END) AS open_{i}")}
+            FROM stw_visit w JOIN visits_suggestion sg ON sg.visit_id = w.visit_id
+            WHERE sg.to_school = {_true()} AND w.phase_no IS NOT NULL
+            GROUP BY w.school_id
+        ),
+        overdue AS (
+            SELECT r.school_id,
+                   {_count_in_windows(run, "r.planned_start", "overdue")}
+            FROM visits_safetyreport r
+            WHERE r.overdue_notified_at IS NOT NULL{run.schools_filter("r.school_id")}
+            GROUP BY r.school_id
         )
-        counts.append(
-            f"SUM(CASE WHEN v.status = %s AND v.lead_teacher_id = p.user_id AND v.phase_id IN {phases_in}"
-            f" THEN 1 ELSE 0 END) AS complete_{i}"
-        )
-        counts.append(
-            f"SUM(CASE WHEN v.status = %s AND v.lead_teacher_id = p.user_id"
-            f" AND (v.phase_id IN {phases_in}{' OR v.phase_id IS NULL' if i == 0 else ''})"
-            f" THEN 1 ELSE 0 END) AS draft_{i}"
-        )
-        count_params += [Visit.Status.SUBMITTED, *params, Visit.Status.SUBMITTED, Method.IN_HOME, *params]
-        count_params += [Visit.Status.SUBMITTED, *params, Visit.Status.DRAFT, *params]
-    every_record, every_record_params = _participants(users_of=school_ids, submitted=False)
-    visits_sql = f"""
-        WITH p AS ({every_record})
-        SELECT p.user_id, {", ".join(counts)}
-        FROM p JOIN visits_visit v ON v.id = p.visit_id
-        GROUP BY p.user_id
+        SELECT %(campaign)s, p.code, {_lit(Level.SCHOOL)}, sc.id, sc.name, sc.zone_id, sc.id, sc.code,
+               COALESCE(staff.staff_total, 0) AS staff_total,
+               {run.pick("took", "staff")} AS teachers_participating,
+               {_student_columns(run)},
+               {run.pick("visits", "visits")} AS visits,
+               {run.pick("in_home", "visits")} AS in_home_visits,
+               {run.pick("open", "feedback")} AS open_feedback,
+               {run.pick("overdue", "overdue")} AS overdue_safety_reports,
+               %(now)s
+        FROM schools_school sc
+        LEFT JOIN st ON st.school_id = sc.id
+        LEFT JOIN staff ON staff.school_id = sc.id
+        LEFT JOIN visits ON visits.school_id = sc.id
+        LEFT JOIN feedback ON feedback.school_id = sc.id
+        LEFT JOIN overdue ON overdue.school_id = sc.id
+        CROSS JOIN stw_period p
+        WHERE 1 = 1{run.schools_filter("sc.id")}
+        ORDER BY sc.id, p.idx
     """
-    visits_params = [*every_record_params, *count_params]
+    order = [*UNIT_COLUMNS[:8], "staff_total", "teachers_participating", "students_required", "students_visited",
+             "students_total", "focus_students", "focus_visited", "special_students", "special_meeting_rule",
+             "care_students", "categories", "visits", "in_home_visits", "open_feedback",
+             "overdue_safety_reports", "computed_at"]  # fmt: skip
+    run.execute(_upsert("ledgers_unitstatistics", _fix_order(order), UNIT_KEY, select))
+    # When each school's figures were last computed, changed or not: one narrow row a school.
+    run.execute(f"""
+        INSERT INTO ledgers_schoolstatisticscheck (campaign_id, school_id, computed_at)
+        SELECT %(campaign)s, sc.id, %(now)s FROM schools_school sc WHERE 1 = 1{run.schools_filter("sc.id")}
+        ON CONFLICT (campaign_id, school_id) DO UPDATE SET computed_at = excluded.computed_at
+    """)
 
-    staff = list(
-        User.objects.filter(school_id__in=school_ids, is_active=True, role__in=SCHOOL_ROLES).values_list(
-            "pk", "school_id"
+
+def _teacher_rows(run: _Run) -> None:
+    """Teacher rows (the teacher assessment), per member of staff and period: the active students
+    of the classes the teacher heads or teaches; of them those with a submitted visit in the
+    period the teacher led or joined; the visits led or joined, in-home among them; the records led,
+    submitted and in draft (every draft for the whole campaign, else drafts dated in the phase)."""
+    true = _true()
+    select = f"""
+        WITH own AS (  -- (class, teacher) pairs are distinct and a student has one class
+            SELECT cs.user_id, s.student_id FROM stw_class_staff cs
+            JOIN stw_student s ON s.class_id = cs.class_id
+        ),
+        students AS (
+            SELECT own.user_id, COUNT(*) AS assigned, {run.each("SUM(COALESCE(seen.seen_{i}, 0)) AS seen_{i}")}
+            FROM own LEFT JOIN stw_reach seen ON seen.user_id = own.user_id AND seen.student_id = own.student_id
+            GROUP BY own.user_id
+        ),
+        visits AS (
+            SELECT user_id, {run.each("SUM(CASE WHEN {in_period} THEN 1 ELSE 0 END) AS visits_{i}")},
+                   {run.each("SUM(CASE WHEN {in_period} THEN in_home ELSE 0 END) AS in_home_{i}")},
+                   {run.each("SUM(CASE WHEN {in_period} THEN is_lead ELSE 0 END) AS complete_{i}")}
+            FROM stw_people GROUP BY user_id
+        ),
+        drafts AS (
+            SELECT v.lead_teacher_id AS user_id, COUNT(*) AS draft_0,
+                   {_count_in_windows(run, "v.visited_at", "draft", whole=False)}
+            FROM visits_visit v WHERE v.status = {_lit(Visit.Status.DRAFT)}
+            GROUP BY v.lead_teacher_id
         )
+        SELECT %(campaign)s, p.code, u.id, u.school_id,
+               COALESCE(students.assigned, 0), {run.pick("seen", "students")},
+               {run.pick("visits", "visits")}, {run.pick("in_home", "visits")},
+               {run.pick("complete", "visits")}, {run.pick("draft", "drafts")},
+               %(now)s
+        FROM schools_user u
+        LEFT JOIN students ON students.user_id = u.id
+        LEFT JOIN visits ON visits.user_id = u.id
+        LEFT JOIN drafts ON drafts.user_id = u.id
+        CROSS JOIN stw_period p
+        WHERE u.is_active = {true} AND u.role IN {_lits(SCHOOL_ROLES)} AND u.school_id IS NOT NULL
+              {run.schools_filter("u.school_id")}
+        ORDER BY u.id, p.idx
+    """
+    columns = ("campaign_id", "period", "teacher_id", "school_id", *TEACHER_FIGURES, "computed_at")
+    run.execute(_upsert("ledgers_teacherstatistics", columns, ("campaign_id", "period", "teacher_id"), select))
+    # Staff who left the school (moved, disabled) lose the rows they had there.
+    run.execute(f"""
+        DELETE FROM ledgers_teacherstatistics
+        WHERE campaign_id = %(campaign)s{run.schools_filter("school_id")}
+          AND teacher_id NOT IN (
+              SELECT u.id FROM schools_user u
+              WHERE u.is_active = {true} AND u.role IN {_lits(SCHOOL_ROLES)}{run.schools_filter("u.school_id")})
+    """)
+
+
+def _zone_and_county_rows(run: _Run) -> None:
+    """Zone rows (the scope's zones, or all) and the county row: sums of their school rows."""
+    sums = ", ".join(f"COALESCE(SUM(s.{name}), 0)" for name in FIGURES)
+    categories = _json_pairs(
+        [
+            (code, f"COALESCE(SUM({_json_int('s.categories', code, 0)}), 0)",
+             f"COALESCE(SUM({_json_int('s.categories', code, 1)}), 0)")
+            for code in CATEGORIES
+        ]
+    )  # fmt: skip
+    zones = ""
+    if run.school_ids is not None:
+        zones = f" AND z.id IN (SELECT zone_id FROM schools_school sc WHERE 1 = 1{run.schools_filter('sc.id')})"
+    school_rows = (
+        f"ledgers_unitstatistics s ON s.campaign_id = %(campaign)s AND s.level = {_lit(Level.SCHOOL)}"
+        " AND s.period = p.code"
     )
-    result = {pk: {w.code: dict.fromkeys(TEACHER_FIGURES, 0) for w in windows} for pk, _ in staff}
-    for row in _rows(students_sql, students_params):
-        if row[0] in result:
-            for i, w in enumerate(windows):
-                result[row[0]][w.code].update(students_assigned=int(row[1]), students_visited=int(row[2 + i] or 0))
-    for row in _rows(visits_sql, visits_params):
-        if row[0] in result:
-            for i, w in enumerate(windows):
-                visits, in_home, complete, draft = (int(x or 0) for x in row[1 + 4 * i : 5 + 4 * i])
-                result[row[0]][w.code].update(
-                    visits=visits, in_home_visits=in_home, records_complete=complete, records_draft=draft
-                )
-    return {pk: result[pk] for pk, _ in staff}, dict(staff)
+    zone_select = f"""
+        SELECT %(campaign)s, p.code, {_lit(Level.ZONE)}, z.id, z.name, z.id, NULL, z.code,
+               {sums}, {categories}, %(now)s
+        FROM schools_zone z CROSS JOIN stw_period p
+        LEFT JOIN {school_rows} AND s.zone_id = z.id
+        WHERE 1 = 1{zones}
+        GROUP BY z.id, z.name, z.code, p.code
+        ORDER BY z.id, p.code
+    """
+    county_select = f"""
+        SELECT %(campaign)s, p.code, {_lit(Level.COUNTY)}, 0, '全县', NULL, NULL, '',
+               {sums}, {categories}, %(now)s
+        FROM stw_period p LEFT JOIN {school_rows}
+        WHERE 1 = 1
+        GROUP BY p.code
+        ORDER BY p.code
+    """
+    for select in (zone_select, county_select):
+        run.execute(_upsert("ledgers_unitstatistics", UNIT_COLUMNS, UNIT_KEY, select))
 
 
-def _compute_schools(*, campaign: Campaign, school_ids: list[int], now: datetime.datetime) -> None:
-    """Class, school and teacher rows of these schools, upserted in one transaction."""
-    today = timezone.localdate(now)
-    windows = _windows(campaign)
-    year_bounds = _school_year_bounds(campaign, today)
-    schools = {s.pk: s for s in School.objects.filter(pk__in=school_ids).select_related("zone")}
-    school_ids = sorted(schools)
-    students = _student_figures(school_ids, windows, today, year_bounds)
-    staff = _staff_figures(school_ids, windows)
-    class_staff = _class_staff_figures(school_ids, windows)
-    visits_by_school, visits_by_class = _visit_counts(school_ids, campaign)
-    feedback = _feedback_counts(school_ids, campaign)
-    overdue = _overdue_counts(school_ids, windows)
-    teachers, teacher_school = _teacher_figures(school_ids, windows)
-    current_year = SchoolYear.current(today)
-    classes = {
-        c.pk: c
-        for c in SchoolClass.objects.filter(school_id__in=school_ids).filter(
-            Q(pk__in=[class_id for _, class_id in students if class_id]) | Q(school_year=current_year)
+def _history_rows(run: _Run) -> None:
+    """Today's row in the trend (whole campaign) of each school, zone and the county in scope."""
+    scope = ""
+    if run.school_ids is not None:
+        in_scope = "schools_school sc WHERE 1 = 1" + run.schools_filter("sc.id")
+        scope = (
+            f" AND ((level = {_lit(Level.SCHOOL)} AND unit_id IN (SELECT sc.id FROM {in_scope}))"
+            f" OR (level = {_lit(Level.ZONE)} AND unit_id IN (SELECT sc.zone_id FROM {in_scope}))"
+            f" OR level = {_lit(Level.COUNTY)})"
         )
-    }
-
-    def phase_sum(table: dict, key, window: _Window, index: int | None = None):
-        total = 0
-        for phase_id in window.phase_ids:
-            value = table.get((key, phase_id))
-            if value is not None:
-                total += value[index] if index is not None else value
-        return total
-
-    students_by_school: dict[int, list[dict[str, _Figures]]] = defaultdict(list)
-    for (row_school, _class), per_window in students.items():
-        students_by_school[row_school].append(per_window)
-
-    unit_rows: list[UnitStatistics] = []
-    for school_id, school in schools.items():
-        for window in windows:
-            figures = _Figures()
-            for per_window in students_by_school[school_id]:
-                figures.add(per_window[window.code])
-            total, took_part = staff.get(school_id, {}).get(window.code, (0, 0))
-            figures.values.update(
-                staff_total=total,
-                teachers_participating=took_part,
-                visits=phase_sum(visits_by_school, school_id, window, 0),
-                in_home_visits=phase_sum(visits_by_school, school_id, window, 1),
-                open_feedback=phase_sum(feedback, school_id, window),
-                overdue_safety_reports=overdue.get(school_id, {}).get(window.code, 0),
-            )
-            unit_rows.append(
-                _unit_row(campaign, window.code, Level.SCHOOL, school_id, school.name, figures, now, school=school)
-            )
-        for class_id, school_class in classes.items():
-            if school_class.school_id != school_id:
-                continue
-            for window in windows:
-                figures = _Figures()
-                if (school_id, class_id) in students:
-                    figures.add(students[(school_id, class_id)][window.code])
-                total, took_part = class_staff.get(class_id, {}).get(window.code, (0, 0))
-                figures.values.update(
-                    staff_total=total,
-                    teachers_participating=took_part,
-                    visits=phase_sum(visits_by_class, class_id, window, 0),
-                    in_home_visits=phase_sum(visits_by_class, class_id, window, 1),
-                )
-                unit_rows.append(
-                    _unit_row(
-                        campaign,
-                        window.code,
-                        Level.CLASS,
-                        class_id,
-                        school_class.name,
-                        figures,
-                        now,
-                        school=school,
-                        sort_key=f"{school_class.grade:02d}{school_class.number:03d}",
-                    )
-                )
-    teacher_rows = [
-        TeacherStatistics(
-            campaign=campaign,
-            period=code,
-            teacher_id=teacher_id,
-            school_id=teacher_school[teacher_id],
-            computed_at=now,
-            **values,
-        )
-        for teacher_id, per_window in teachers.items()
-        for code, values in per_window.items()
-    ]
-    with transaction.atomic():
-        _upsert_units(unit_rows)
-        # Units and staff that are gone (a class dissolved, a teacher left) lose their rows.
-        kept_classes = [row.unit_id for row in unit_rows if row.level == Level.CLASS]
-        UnitStatistics.objects.filter(campaign=campaign, level=Level.CLASS, school_id__in=school_ids).exclude(
-            unit_id__in=kept_classes
-        ).delete()
-        TeacherStatistics.objects.bulk_create(
-            teacher_rows,
-            batch_size=1000,
-            update_conflicts=True,
-            unique_fields=["campaign", "period", "teacher"],
-            update_fields=["school", *TEACHER_FIGURES, "computed_at"],
-        )
-        TeacherStatistics.objects.filter(campaign=campaign, school_id__in=school_ids).exclude(
-            teacher_id__in=list(teachers)
-        ).delete()
+    select = f"""
+        SELECT campaign_id, level, unit_id, %(today)s, staff_total, teachers_participating,
+               students_required, students_visited
+        FROM ledgers_unitstatistics
+        WHERE campaign_id = %(campaign)s AND period = {_lit(WHOLE_CAMPAIGN)}
+          AND level IN {_lits([Level.SCHOOL, Level.ZONE, Level.COUNTY])}{scope}
+    """
+    columns = ("campaign_id", "level", "unit_id", "day", *DAY_FIGURES)
+    run.execute(_upsert("ledgers_unitstatisticsday", columns, ("campaign_id", "level", "unit_id", "day"), select))
 
 
-def _unit_row(campaign, period, level, unit_id, name, figures: _Figures, now, *, school=None, zone=None, sort_key=""):
-    return UnitStatistics(
-        campaign=campaign,
-        period=period,
-        level=level,
-        unit_id=unit_id,
-        name=name[:100],
-        school=school,
-        zone=zone or (school.zone if school else None),
-        sort_key=sort_key or (school.code if school else ""),
-        categories=figures.categories,
-        computed_at=now,
-        **figures.values,
-    )
+DAY_FIGURES = ("staff_total", "teachers_participating", "students_required", "students_visited")
 
 
-def _upsert_units(rows: list[UnitStatistics]) -> None:
-    UnitStatistics.objects.bulk_create(
-        rows,
-        batch_size=1000,
-        update_conflicts=True,
-        unique_fields=["campaign", "period", "level", "unit_id"],
-        update_fields=["name", "zone", "school", "sort_key", *FIGURES, "categories", "computed_at"],
-    )
+def _analyze(run: _Run) -> None:
+    """Fresh planner statistics for the tables just written (autovacuum may be off)."""
+    if _postgresql() and run.school_ids is None:
+        for table in ("ledgers_unitstatistics", "ledgers_teacherstatistics", "ledgers_unitstatisticsday"):
+            run.execute(f"ANALYZE {table}")
 
 
-def _roll_up(*, campaign: Campaign, zone_ids: Iterable[int] | None, now: datetime.datetime) -> None:
-    """Zone rows (of ``zone_ids``, or all) and the county row as sums of the school rows, and the
-    day's history rows of the schools, zones and county for the whole campaign."""
-    zones = {z.pk: z for z in (Zone.objects.filter(pk__in=zone_ids) if zone_ids is not None else Zone.objects.all())}
-    periods = [w.code for w in _windows(campaign)]
-    school_rows = UnitStatistics.objects.filter(campaign=campaign, level=Level.SCHOOL).only(
-        "period", "zone_id", "unit_id", "categories", *FIGURES
-    )
-    by_zone: dict[tuple[int, str], _Figures] = defaultdict(_Figures)
-    county: dict[str, _Figures] = defaultdict(_Figures)
-    history: list[UnitStatisticsDay] = []
-    today = timezone.localdate(now)
-    for row in school_rows.iterator(chunk_size=2000):
-        figures = _Figures(values={name: getattr(row, name) for name in FIGURES}, categories=row.categories)
-        county[row.period].add(figures)
-        if row.zone_id in zones:
-            by_zone[(row.zone_id, row.period)].add(figures)
-        if row.period == WHOLE_CAMPAIGN and (zone_ids is None or row.zone_id in zones):
-            history.append(_day(campaign, Level.SCHOOL, row.unit_id, today, figures))
-    rows = []
-    for zone_id, zone in zones.items():
-        for period in periods:
-            figures = by_zone.get((zone_id, period), _Figures())
-            rows.append(
-                _unit_row(campaign, period, Level.ZONE, zone_id, zone.name, figures, now, zone=zone, sort_key=zone.code)
-            )
-            if period == WHOLE_CAMPAIGN:
-                history.append(_day(campaign, Level.ZONE, zone_id, today, figures))
-    for period in periods:
-        rows.append(_unit_row(campaign, period, Level.COUNTY, 0, "全县", county.get(period, _Figures()), now))
-    history.append(_day(campaign, Level.COUNTY, 0, today, county.get(WHOLE_CAMPAIGN, _Figures())))
-    with transaction.atomic():
-        _upsert_units(rows)
-        UnitStatisticsDay.objects.bulk_create(
-            history,
-            batch_size=2000,
-            update_conflicts=True,
-            unique_fields=["campaign", "level", "unit_id", "day"],
-            update_fields=["staff_total", "teachers_participating", "students_required", "students_visited"],
-        )
-
-
-def _day(campaign, level, unit_id, day, figures: _Figures) -> UnitStatisticsDay:
-    return UnitStatisticsDay(
-        campaign=campaign,
-        level=level,
-        unit_id=unit_id,
-        day=day,
-        staff_total=figures.values["staff_total"],
-        teachers_participating=figures.values["teachers_participating"],
-        students_required=figures.values["students_required"],
-        students_visited=figures.values["students_visited"],
-    )
+# The figure sets in the order a run writes them; a full run records each as a step done.
+FIGURE_SETS: tuple[Callable[[_Run], None], ...] = (
+    _class_rows,
+    _school_rows,
+    _teacher_rows,
+    _zone_and_county_rows,
+    _history_rows,
+    _analyze,
+)
 
 
 # --- entry points ----------------------------------------------------------------------------
+
+
+def _run_for(campaign: Campaign, school_ids: Iterable[int] | None, now: datetime.datetime) -> _Run | None:
+    windows = campaign_windows(campaign)
+    if not windows:
+        return None
+    ids = None if school_ids is None else sorted({int(pk) for pk in school_ids})
+    return _Run(campaign=campaign, windows=windows, now=now, school_ids=ids)
 
 
 def statistics_compute(
     *, campaign: Campaign, school_ids: Iterable[int] | None = None, now: datetime.datetime | None = None
 ) -> None:
     """Compute the rows of ``school_ids`` (every school when None) and roll up their zones and the
-    county. Idempotent: the same data gives the same rows however often it runs."""
-    now = now or timezone.now()
-    ids = sorted(School.objects.values_list("pk", flat=True) if school_ids is None else set(school_ids))
-    for start in range(0, len(ids), CHUNK_SCHOOLS):
-        _compute_schools(campaign=campaign, school_ids=ids[start : start + CHUNK_SCHOOLS], now=now)
-    zone_ids = None if school_ids is None else set(School.objects.filter(pk__in=ids).values_list("zone_id", flat=True))
-    _roll_up(campaign=campaign, zone_ids=zone_ids, now=now)
-
-
-CHUNK_SCHOOLS = 100
+    county, in one transaction. Idempotent: the same data gives the same rows however often it
+    runs; a row whose figures did not change is not rewritten."""
+    run = _run_for(campaign, school_ids, now or timezone.now())
+    if run is None or run.school_ids == []:
+        return
+    with transaction.atomic():
+        _working_set_build(run)
+        try:
+            for figure_set in FIGURE_SETS:
+                if figure_set is not _analyze:
+                    figure_set(run)
+        finally:
+            _working_set_drop()
+    if run.school_ids is None:
+        _analyze(run)
 
 
 def statistics_refresh_stale(
@@ -762,9 +749,9 @@ def statistics_refresh_stale(
     if older_than:
         fresh_enough = now - settings.STATISTICS_MAX_STALENESS
         recently_computed = set(
-            UnitStatistics.objects.filter(
-                level=Level.SCHOOL, unit_id__in=list(marks), period=WHOLE_CAMPAIGN, computed_at__gt=fresh_enough
-            ).values_list("unit_id", flat=True)
+            SchoolStatisticsCheck.objects.filter(school_id__in=list(marks), computed_at__gt=fresh_enough).values_list(
+                "school_id", flat=True
+            )
         )
         marks = {pk: mark for pk, mark in marks.items() if mark <= now - older_than or pk not in recently_computed}
     if not marks:
@@ -779,15 +766,16 @@ def statistics_refresh_stale(
     return sorted(marks)
 
 
-def statistics_recompute_all(*, on_chunk=None) -> StatisticsRun | None:
-    """The nightly full recompute: every school, a chunk at a time, then zones and the county.
+def statistics_recompute_all(*, on_step: Callable[[StatisticsRun], None] | None = None) -> StatisticsRun | None:
+    """The nightly full recompute: every figure set over every school, a step at a time.
 
-    One unfinished run per campaign exists at a time (a partial unique constraint). A worker takes
-    it over only when its lease has run out (no progress for ``STATISTICS_RUN_LEASE``); so a second
-    worker started meanwhile leaves at once, and a run whose worker was killed is finished by the
-    next one from the school after the last one it stored. Each chunk's rows and the progress are
-    written in one transaction. ``on_chunk(run)`` is called after each chunk (tests use it to die).
-    Returns the finished run, or None when there is no campaign or another worker is running."""
+    One unfinished run per campaign exists at a time (a partial unique constraint). Its claim dies
+    with its holder: on PostgreSQL a session advisory lock held on the run's own connection (the
+    server releases it when the process dies, however it dies); on SQLite a heartbeat lease of
+    ``STATISTICS_RUN_LEASE``. A second run started meanwhile leaves at once; a run whose holder
+    died is resumed by the next one at the first step not done (each step's rows and the progress
+    are written in one transaction). ``on_step(run)`` is called after each step (tests use it).
+    Returns the finished run, or None when there is no campaign or another run holds the claim."""
     now = timezone.now()
     campaign = Campaign.current(timezone.localdate(now))
     if campaign is None:
@@ -795,80 +783,133 @@ def statistics_recompute_all(*, on_chunk=None) -> StatisticsRun | None:
     run = _run_claim(campaign, now)
     if run is None:
         return None
-    while True:
-        ids = list(
-            School.objects.filter(pk__gt=run.last_school_id).order_by("pk").values_list("pk", flat=True)[:CHUNK_SCHOOLS]
-        )
-        if not ids:
-            break
+    finished = False
+    try:
+        work = _run_for(campaign, None, timezone.now())
+        if work is not None:
+            _working_set_build(work)
+            for index, figure_set in enumerate(FIGURE_SETS):
+                if index < run.steps_done:
+                    continue
+                with transaction.atomic():
+                    figure_set(work)
+                    run.steps_done = index + 1
+                    run.heartbeat_at = timezone.now()
+                    if figure_set is _school_rows:
+                        run.schools_done = School.objects.count()
+                    run.save(update_fields=["steps_done", "heartbeat_at", "schools_done"])
+                if on_step is not None:
+                    on_step(run)
+            _working_set_drop()
         with transaction.atomic():
-            _compute_schools(campaign=campaign, school_ids=ids, now=timezone.now())
-            run.last_school_id = ids[-1]
-            run.schools_done += len(ids)
-            run.heartbeat_at = timezone.now()
-            run.save(update_fields=["last_school_id", "schools_done", "heartbeat_at"])
-        if on_chunk is not None:
-            on_chunk(run)
-    with transaction.atomic():
-        _roll_up(campaign=campaign, zone_ids=None, now=timezone.now())
-        run.finished_at = timezone.now()
-        run.save(update_fields=["finished_at"])
-        # Every school was computed after the run started: requests made before then are answered.
-        School.objects.filter(statistics_stale_since__lte=run.started_at).update(statistics_stale_since=None)
+            run.finished_at = timezone.now()
+            run.save(update_fields=["finished_at"])
+            # Every school was computed after the run started: requests made before then are answered.
+            School.objects.filter(statistics_stale_since__lte=run.started_at).update(statistics_stale_since=None)
+        finished = True
+    finally:
+        with contextlib.suppress(DatabaseError):  # a lost connection took both with it
+            _working_set_drop()
+            _claim_release(campaign, None if finished else run)
     return run
 
 
+def _lock_key(campaign: Campaign) -> int:
+    return 0x57A7_0000 + int(campaign.pk)
+
+
 def _run_claim(campaign: Campaign, now: datetime.datetime) -> StatisticsRun | None:
-    run = StatisticsRun.objects.filter(campaign=campaign, finished_at__isnull=True).first()
-    if run is not None:
-        if run.heartbeat_at > now - settings.STATISTICS_RUN_LEASE:
-            return None
-        claimed = StatisticsRun.objects.filter(pk=run.pk, heartbeat_at=run.heartbeat_at).update(heartbeat_at=now)
-        if not claimed:
-            return None
-        run.heartbeat_at = now
-        return run
+    """The campaign's unfinished run (resumed) or a new one, or None when a live run holds it."""
+    if _postgresql():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [_lock_key(campaign)])
+            if not cursor.fetchone()[0]:
+                return None
+        run = StatisticsRun.objects.filter(campaign=campaign, finished_at__isnull=True).first()
+        if run is not None:  # its holder died (we hold the lock): take it over where it stopped
+            run.heartbeat_at = now
+            run.save(update_fields=["heartbeat_at"])
+            return run
+    else:
+        run = StatisticsRun.objects.filter(campaign=campaign, finished_at__isnull=True).first()
+        if run is not None:
+            if run.heartbeat_at > now - settings.STATISTICS_RUN_LEASE:
+                return None
+            claimed = StatisticsRun.objects.filter(pk=run.pk, heartbeat_at=run.heartbeat_at).update(heartbeat_at=now)
+            if not claimed:
+                return None
+            run.heartbeat_at = now
+            return run
     try:
         with transaction.atomic():
             return StatisticsRun.objects.create(campaign=campaign, started_at=now, heartbeat_at=now)
     except IntegrityError:
+        _claim_release(campaign, None)
         return None  # another worker created the run a moment ago
+
+
+def _claim_release(campaign: Campaign, unfinished: StatisticsRun | None) -> None:
+    """Give the claim up. A run that stopped on an error is left for the next run to resume at
+    once (on SQLite its lease is ended; on PostgreSQL the lock is released)."""
+    if _postgresql():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [_lock_key(campaign)])
+    elif unfinished is not None:
+        StatisticsRun.objects.filter(pk=unfinished.pk, heartbeat_at=unfinished.heartbeat_at).update(
+            heartbeat_at=unfinished.started_at - settings.STATISTICS_RUN_LEASE
+        )
 
 
 def statistics_history_backfill(*, campaign: Campaign, days: Iterable[datetime.date]) -> int:
     """Daily history rows (schools, zones, county; the whole campaign) for past ``days``, counting
     the visits made before each day ended and the categories in force on it. For a deployment in
     mid-campaign, and for the demo's trend. The roster is today's: past rosters are not kept.
+    Computed by the same figure sets into a scratch copy of the rows, then kept as the day's rows.
     Returns the number of rows written."""
-    whole = _windows(campaign)[0]
-    school_zone = dict(School.objects.values_list("pk", "zone_id"))
-    ids = sorted(school_zone)
-    history: list[UnitStatisticsDay] = []
+    written = 0
+    windows = campaign_windows(campaign)
+    if not windows:
+        return 0
     for day in days:
-        window = dataclasses.replace(whole, until=_start_of(day + datetime.timedelta(days=1)))
-        year_bounds = _school_year_bounds(campaign, day)
-        zones: dict[int, _Figures] = defaultdict(_Figures)
-        county = _Figures()
-        for start in range(0, len(ids), CHUNK_SCHOOLS):
-            chunk = ids[start : start + CHUNK_SCHOOLS]
-            schools: dict[int, _Figures] = defaultdict(_Figures)
-            for (school_id, _class), per_window in _student_figures(chunk, [window], day, year_bounds).items():
-                schools[school_id].add(per_window[WHOLE_CAMPAIGN])
-            for school_id, per_window in _staff_figures(chunk, [window]).items():
-                total, took_part = per_window[WHOLE_CAMPAIGN]
-                schools[school_id].values.update(staff_total=total, teachers_participating=took_part)
-            for school_id in chunk:
-                figures = schools[school_id]
-                history.append(_day(campaign, Level.SCHOOL, school_id, day, figures))
-                zones[school_zone[school_id]].add(figures)
-                county.add(figures)
-        history += [_day(campaign, Level.ZONE, zone_id, day, figures) for zone_id, figures in zones.items()]
-        history.append(_day(campaign, Level.COUNTY, 0, day, county))
-    UnitStatisticsDay.objects.bulk_create(
-        history,
-        batch_size=2000,
-        update_conflicts=True,
-        unique_fields=["campaign", "level", "unit_id", "day"],
-        update_fields=["staff_total", "teachers_participating", "students_required", "students_visited"],
-    )
-    return len(history)
+        # The whole campaign as it stood at the end of ``day``: visits after it are not yet made.
+        cut = Window(index=0, code=WHOLE_CAMPAIGN, phase=None, first=windows[0].first, last=day)
+        if day < windows[0].first:
+            continue
+        now = start_of(day + datetime.timedelta(days=1)) - datetime.timedelta(seconds=1)
+        run = _Run(campaign=campaign, windows=[cut], now=now, school_ids=None)
+        run.params["end_0"] = min(run.params["end_0"], _dt(windows[0].end_at))
+        run.params["year_end"] = min(run.params["year_end"], run.params["end_0"])
+        run.params["span_end"] = run.params["end_0"]
+        with transaction.atomic():
+            sid = transaction.savepoint()
+            _working_set_build(run)
+            run.execute("UPDATE stw_period SET code = 'backfill'")
+            _school_rows(run)
+            _zone_and_county_rows(run)
+            rows = _backfill_rows(run, day)
+            _working_set_drop()
+            transaction.savepoint_rollback(sid)
+            UnitStatisticsDay.objects.bulk_create(
+                rows,
+                batch_size=2000,
+                update_conflicts=True,
+                unique_fields=["campaign", "level", "unit_id", "day"],
+                update_fields=list(DAY_FIGURES),
+            )
+        written += len(rows)
+    return written
+
+
+def _backfill_rows(run: _Run, day: datetime.date) -> list[UnitStatisticsDay]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT level, unit_id, {", ".join(DAY_FIGURES)} FROM ledgers_unitstatistics
+            WHERE campaign_id = %(campaign)s AND period = 'backfill'
+              AND level IN {_lits([Level.SCHOOL, Level.ZONE, Level.COUNTY])}""",
+            run.params,
+        )
+        names = [c[0] for c in cursor.description]
+        return [
+            UnitStatisticsDay(campaign_id=run.campaign.pk, day=day, **dict(zip(names, row, strict=True)))
+            for row in cursor.fetchall()
+        ]

@@ -1,25 +1,58 @@
 """Celery tasks of the statistics engine. Each takes ids, not objects, and is safe to run twice."""
 
+import contextlib
+import zlib
+from collections.abc import Iterator
+
 from celery import shared_task
 from django.conf import settings
-from django.db import OperationalError
+from django.db import OperationalError, connection
 
 from ledgers.models import StatisticsRun
 from ledgers.statistics import statistics_recompute_all, statistics_refresh_stale
 
+# pg_try_advisory_lock key of the sweep (a constant of this module; other locks use other keys).
+_SWEEP_LOCK = zlib.crc32(b"homevisit.ledgers.statistics_refresh_stale_sweep")
 
-@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
 def statistics_refresh_school(school_id: int) -> list[int]:
-    """Queued a short while after a change (the coalescing window): refresh the school if it is
-    still marked stale and no newer request is waiting for its own turn."""
+    """Refresh the school if it is still marked stale and its coalescing window has passed (the
+    embedded default, whose window is zero, queues it in-process after each change)."""
     return statistics_refresh_stale(school_ids=[school_id], older_than=settings.STATISTICS_REFRESH_DELAY)
 
 
-@shared_task(acks_late=True)
+# Not acknowledged late: a sweep lost with its worker is replaced by the next one a few seconds
+# later (the stale marks are rows), and an early ack leaves nothing for a broker restart to restore.
+@shared_task(acks_late=False)
 def statistics_refresh_stale_sweep() -> list[int]:
-    """Beat job (every minute): refresh every school marked stale for longer than the window —
-    requests whose queued refresh was lost (a broker that was down) are answered here."""
-    return statistics_refresh_stale(older_than=settings.STATISTICS_REFRESH_DELAY * 2)
+    """Beat job (every ``STATISTICS_SWEEP_INTERVAL``): refresh every school whose stale mark is older
+    than the coalescing window ``STATISTICS_REFRESH_DELAY`` (or whose figures are older than
+    ``STATISTICS_MAX_STALENESS``). This is how every change reaches the figures: after a change,
+    within the window plus one interval plus the compute time. One sweep at a time: a sweep that
+    finds another running returns [] and leaves the marks to it and the next one."""
+    with _only_sweep() as alone:
+        if not alone:
+            return []
+        return statistics_refresh_stale(older_than=settings.STATISTICS_REFRESH_DELAY)
+
+
+@contextlib.contextmanager
+def _only_sweep() -> Iterator[bool]:
+    """A session advisory lock on PostgreSQL: released by the database if the worker dies. SQLite
+    (the embedded default, tasks in-process) has one writer anyway."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_SWEEP_LOCK])
+        alone = cursor.fetchone()[0]
+    try:
+        yield alone
+    finally:
+        if alone:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [_SWEEP_LOCK])
 
 
 @shared_task(bind=True, acks_late=True, max_retries=3)

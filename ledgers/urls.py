@@ -1,6 +1,6 @@
 from django.urls import path
 
-from ledgers.views import dashboards, sheet
+from ledgers.views import dashboards, feedback, sheet, work
 
 urlpatterns = [
     # the bureau's statistics sheet (「万名教师大家访」活动情况统计表)
@@ -42,4 +42,39 @@ urlpatterns += [
     path("calendar/", care_views.county_calendar_view, name="county_calendar"),
     path("calendar/<int:pk>/delete/", care_views.calendar_override_delete, name="calendar_override_delete"),
     path("schools/<int:school_id>/robot/", care_views.school_robot, name="school_robot"),
+]
+
+# the feedback ledger (问题反馈台账) and the work ledger (工作台账), issue 11
+urlpatterns += [
+    path("ledgers/feedback/", feedback.feedback_ledger, name="feedback_ledger"),
+    path("ledgers/feedback/export.xlsx", feedback.feedback_export, name="feedback_export"),
+    path("ledgers/feedback/county/", feedback.feedback_county, name="feedback_county"),
+    path("ledgers/feedback/group/", feedback.feedback_group, name="feedback_group"),
+    path("ledgers/feedback/items/<uuid:public_id>/", feedback.feedback_item, name="feedback_item"),
+    path(
+        "ledgers/feedback/items/<uuid:public_id>/triage/",
+        feedback.feedback_item_triage_view,
+        name="feedback_item_triage",
+    ),
+    path(
+        "ledgers/feedback/items/<uuid:public_id>/escalate/",
+        feedback.feedback_item_escalate_view,
+        name="feedback_item_escalate",
+    ),
+    path(
+        "ledgers/feedback/items/<uuid:public_id>/reply/", feedback.feedback_item_reply_view, name="feedback_item_reply"
+    ),
+    path("ledgers/feedback/issues/<uuid:public_id>/", feedback.feedback_issue, name="feedback_issue"),
+    path(
+        "ledgers/feedback/issues/<uuid:public_id>/resolve/",
+        feedback.feedback_issue_resolve_view,
+        name="feedback_issue_resolve",
+    ),
+    path("ledgers/work/classes/<int:class_id>/", work.work_class, name="work_class"),
+    path("ledgers/work/classes/<int:class_id>/export.xlsx", work.work_class_export, name="work_class_export"),
+    path("ledgers/work/schools/<int:school_id>/", work.work_school, name="work_school"),
+    path("ledgers/work/schools/<int:school_id>/export.xlsx", work.work_school_export, name="work_school_export"),
+    path("ledgers/work/export/", work.work_export_start, name="work_export_start"),
+    path("ledgers/exports/<uuid:public_id>/", work.ledger_export_job, name="ledger_export_job"),
+    path("ledgers/exports/<uuid:public_id>/file/", work.ledger_export_file, name="ledger_export_file"),
 ]

@@ -14,7 +14,8 @@ from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.contrib.auth.forms import AuthenticationForm
-from django.db.models import Max
+from django.db import transaction
+from django.db.models import Max, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -56,23 +57,125 @@ def lockout_minutes() -> int:
     return int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
 
 
+PER_ADDRESS = "address"
+PER_ACCOUNT = "account"
+
+
+def _recent_attempts(username: str):
+    """Axes' rows for ``username`` that still count (last failure under the cool-off old)."""
+    return AccessAttempt.objects.filter(
+        username=username, attempt_time__gte=timezone.now() - settings.AXES_COOLOFF_TIME
+    )
+
+
+def lockout_rule(username: str, ip_address: str | None) -> str | None:
+    """Which lockout rule ``username`` from ``ip_address`` has reached: ``PER_ADDRESS`` (five
+    failures from that address), ``PER_ACCOUNT`` (twenty from all addresses), or None.
+    Two queries; see the settings block "Login failures"."""
+    rows = _recent_attempts(username)
+    if ip_address is not None:
+        pair = rows.filter(ip_address=ip_address).aggregate(n=Sum("failures_since_start"))["n"] or 0
+        if pair >= settings.LOGIN_FAILURE_LIMIT_PER_ADDRESS:
+            return PER_ADDRESS
+    total = rows.aggregate(n=Sum("failures_since_start"))["n"] or 0
+    return PER_ACCOUNT if total >= settings.LOGIN_FAILURE_LIMIT_PER_ACCOUNT else None
+
+
+def failure_limit(request: HttpRequest, credentials: dict | None) -> int:
+    """``AXES_FAILURE_LIMIT``. With the lockout parameters [username + address, username], axes
+    compares the larger of the two failure counts (the account's, across addresses) with one limit:
+    this returns the per-address limit when the pair itself has reached it, else the per-account
+    limit, so that each rule applies with its own figure."""
+    username = get_client_username(request, credentials) or ""
+    ip_address = getattr(request, "axes_ip_address", None)
+    pair = _recent_attempts(username).filter(ip_address=ip_address).aggregate(n=Sum("failures_since_start"))["n"] or 0
+    if pair >= settings.LOGIN_FAILURE_LIMIT_PER_ADDRESS:
+        return settings.LOGIN_FAILURE_LIMIT_PER_ADDRESS
+    return settings.LOGIN_FAILURE_LIMIT_PER_ACCOUNT
+
+
+def locked_until(username: str, ip_address: str | None = None):
+    """When the lock of ``username`` (from ``ip_address``, or its account lock) ends: the last
+    counted failure plus the cool-off."""
+    rows = _recent_attempts(username)
+    if ip_address is not None:
+        rows = rows.filter(ip_address=ip_address)
+    last = rows.aggregate(last=Max("attempt_time"))["last"]
+    return (last or timezone.now()) + settings.AXES_COOLOFF_TIME
+
+
+def locked_accounts() -> list[dict]:
+    """Usernames locked now by either rule, for the bureau admin's page: username, the account if
+    it exists, failures counted, addresses, the rule and when the lock ends; most failures first.
+    Three queries whatever the number of rows."""
+    recent = AccessAttempt.objects.filter(attempt_time__gte=timezone.now() - settings.AXES_COOLOFF_TIME)
+    per_pair = recent.values("username", "ip_address").annotate(n=Sum("failures_since_start"), last=Max("attempt_time"))
+    accounts: dict[str, dict] = {}
+    for row in per_pair:
+        account = accounts.setdefault(
+            row["username"], {"username": row["username"], "failures": 0, "addresses": 0, "rule": None, "last": None}
+        )
+        account["failures"] += row["n"]
+        account["addresses"] += 1
+        if row["n"] >= settings.LOGIN_FAILURE_LIMIT_PER_ADDRESS:
+            account["rule"] = account["rule"] or PER_ADDRESS
+            account["last"] = max(filter(None, [account["last"], row["last"]]))
+    for account in accounts.values():
+        if account["failures"] >= settings.LOGIN_FAILURE_LIMIT_PER_ACCOUNT:
+            account["rule"] = PER_ACCOUNT
+    locked = [account for account in accounts.values() if account["rule"]]
+    lasts = dict(
+        recent.filter(username__in=[a["username"] for a in locked])
+        .values("username")
+        .annotate(last=Max("attempt_time"))
+        .values_list("username", "last")
+    )
+    users = {user.username: user for user in User.objects.filter(username__in=lasts).select_related("school")}
+    for account in locked:
+        last = lasts[account["username"]] if account["rule"] == PER_ACCOUNT else account["last"]
+        account["until"] = last + settings.AXES_COOLOFF_TIME
+        account["user"] = users.get(account["username"])
+        del account["last"]
+    return sorted(locked, key=lambda a: (-a["failures"], a["username"]))
+
+
+def account_unlock(*, username: str, acting_user: User, request: HttpRequest | None = None) -> int:
+    """Remove every counted login failure of ``username`` (all addresses, both rules); returns how
+    many of axes' rows went. Audited as a CHANGE of the account (``object_type`` ``axes.AccessAttempt``)."""
+    from axes.utils import reset
+
+    from schools.models import AuditEvent
+    from schools.services import audit_event_record
+
+    with transaction.atomic():
+        removed = reset(username=username) if username else 0
+        audit_event_record(
+            action=AuditEvent.Action.CHANGE,
+            request=request,
+            user=acting_user,
+            object_type="axes.AccessAttempt",
+            object_id=username,
+            detail={"unlock": True, "removed": removed},
+        )
+    return removed
+
+
 def lockout_response(
     request: HttpRequest, original_response: HttpResponse | None = None, credentials: dict | None = None
 ) -> HttpResponse:
-    """The login page again, saying that this account is locked from this address and until when.
+    """The login page again, saying that this account is locked — from this address, or from
+    everywhere — and until when.
 
-    Called by django-axes (``AXES_LOCKOUT_CALLABLE``) for the failure that reaches the limit and for
+    Called by django-axes (``AXES_LOCKOUT_CALLABLE``) for the failure that reaches a limit and for
     every attempt while the lock lasts, whatever the password. 429 Too Many Requests."""
     username = get_client_username(request, credentials) or ""
-    last_failure = AccessAttempt.objects.filter(username=username, ip_address=request.axes_ip_address).aggregate(
-        last=Max("attempt_time")
-    )["last"]
-    locked_until = (last_failure or timezone.now()) + settings.AXES_COOLOFF_TIME
+    rule = lockout_rule(username, request.axes_ip_address) or PER_ACCOUNT
     context = {
         "form": AuthenticationForm(request, initial={"username": username}),
         "locked_out": True,
+        "account_locked": rule == PER_ACCOUNT,
         "lockout_minutes": lockout_minutes(),
-        "locked_until": locked_until,
+        "locked_until": locked_until(username, request.axes_ip_address if rule == PER_ADDRESS else None),
         "next": request.POST.get("next", "") or request.GET.get("next", ""),
     }
     return render(request, "registration/login.html", context, status=429)

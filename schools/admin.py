@@ -6,10 +6,8 @@ from django.utils.translation import gettext_lazy as _
 
 from schools.models import (
     AuditEvent,
-    Campaign,
     ImportJob,
     InspectorAssignment,
-    Phase,
     School,
     SchoolClass,
     SchoolYear,
@@ -17,18 +15,10 @@ from schools.models import (
     User,
     Zone,
 )
+from schools.privacy import mask_phone, redact_contacts
+from schools.services import account_school_change
 
-
-class PhaseInline(admin.TabularInline):
-    model = Phase
-    extra = 0
-    min_num = 1
-
-
-@admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
-    list_display = ["year", "name", "school_year"]
-    inlines = [PhaseInline]
+# The campaign and its phases are edited in visits/admin.py: moving a phase moves the visits filed.
 
 
 @admin.register(SchoolYear)
@@ -52,10 +42,15 @@ class InspectorAssignmentInline(admin.TabularInline):
 
 @admin.register(School)
 class SchoolAdmin(admin.ModelAdmin):
-    list_display = ["code", "name", "kind", "zone", "contact_name", "contact_phone"]
+    list_display = ["code", "name", "kind", "zone", "contact_name", "masked_contact_phone"]
     list_filter = ["zone", "kind"]
     search_fields = ["name", "code"]
     inlines = [InspectorAssignmentInline]
+
+    @admin.display(description=_("联系电话"))
+    def masked_contact_phone(self, school: School) -> str:
+        """Phone numbers are masked in lists (DESIGN §8); the change form shows the one being edited."""
+        return redact_contacts(school.contact_phone)
 
 
 @admin.register(SchoolClass)
@@ -85,7 +80,8 @@ class InspectorAssignmentAdmin(admin.ModelAdmin):
 
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
-    list_display = ["username", "real_name", "role", "school", "zone", "is_active", "last_login"]
+    list_display = ["masked_username", "real_name", "masked_phone", "role", "school", "zone", "is_active", "last_login"]
+    list_display_links = ["masked_username"]
     list_filter = ["role", "is_active", "zone", "school__zone"]
     search_fields = ["username", "real_name", "phone", "school__name"]
     list_select_related = ["school", "zone"]
@@ -97,6 +93,19 @@ class UserAdmin(BaseUserAdmin):
         (_("权限"), {"fields": ["is_active", "is_staff", "is_superuser"]}),
         (_("时间"), {"fields": ["last_login", "date_joined"]}),
     ]
+
+    def save_model(self, request, obj, form, change):
+        """A move to another school goes through ``account_school_change`` (it ends the account's
+        head-teacher and teaching assignments at the old school)."""
+        if change and "school" in form.changed_data:
+            new_school = obj.school
+            obj.school = User.objects.get(pk=obj.pk).school
+            super().save_model(request, obj, form, change)
+            account_school_change(user=obj, school=new_school, acting_user=request.user)
+            obj.refresh_from_db()
+            return
+        super().save_model(request, obj, form, change)
+
     add_fieldsets = [
         (
             None,
@@ -106,6 +115,16 @@ class UserAdmin(BaseUserAdmin):
             },
         ),
     ]
+
+    # Staff phone numbers (and usernames, which are usually the mobile number) are masked in the
+    # list (DESIGN §8, issue 14); search still finds an account by its full number.
+    @admin.display(description=_("用户名"), ordering="username")
+    def masked_username(self, user: User) -> str:
+        return redact_contacts(user.username)
+
+    @admin.display(description=_("手机号"))
+    def masked_phone(self, user: User) -> str:
+        return mask_phone(user.phone) or "—"
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -134,4 +153,11 @@ class ImportJobAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "school", "kind", "file_name", "status", "total_rows", "invalid_rows"]
     list_filter = ["kind", "status"]
     search_fields = ["school__name", "file_name"]
-    exclude = ["result"]  # holds one-time passwords until they are handed out
+    # ``result`` holds one-time passwords until they are handed out; ``preview`` and ``problems``
+    # hold the file's values (names, phone and ID numbers): the back office shows only how many.
+    exclude = ["result", "preview", "problems"]
+    readonly_fields = ["problem_count"]
+
+    @admin.display(description=_("问题"))
+    def problem_count(self, job: ImportJob) -> str:
+        return f"{len(job.problems or [])} 条（明细只在学校的导入页面显示）"

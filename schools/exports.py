@@ -6,12 +6,13 @@ in memory, and every text cell that a spreadsheet would read as a formula is neu
 """
 
 import contextlib
+import copy
 import csv
 import datetime
 import io
 import tempfile
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import IO
@@ -22,8 +23,10 @@ from django.http import FileResponse
 from django.utils import timezone
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.styles import Alignment, Border, Font, NamedStyle, PatternFill, Side
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.properties import PageSetupProperties
+from openpyxl.worksheet.worksheet import Worksheet
 
 XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
@@ -71,23 +74,40 @@ def neutralise(value: object) -> object:
     return f"'{value}" if value.startswith(FORMULA_PREFIXES) else value
 
 
+@dataclass(frozen=True)
+class LedgerLayout:
+    """The layout schools file their ledgers in (DESIGN §6): a title, a line 填报单位 / 填报人 / 电话 /
+    日期 above the header, an 审核人 line below the rows, A4 landscape. The rows keep 序号 first."""
+
+    title: str
+    unit: str
+    filled_by: str
+    phone: str
+    day: datetime.date
+
+
 def write_xlsx(
     rows: Iterable[Sequence],
     *,
     filename: str,
     sheet_title: str = "Sheet1",
     widths: Sequence[float | None] | None = None,
+    ledger: LedgerLayout | None = None,
 ) -> ExportFile:
     """Write the rows to a one-sheet workbook: a styled header row frozen at the top (and repeated
-    on every printed page), columns as wide as ``widths`` says or else as their header needs.
+    on every printed page), columns as wide as ``widths`` says or else as their header needs. With
+    ``ledger``, the 台账 layout around them (two lines above the header, one below, A4 landscape),
+    written by openpyxl's write-only mode (``_write_xlsx_ledger``).
 
-    Written with XlsxWriter in constant-memory mode: each row goes to disk as it comes, strings
-    inline, and a cell carries a format only when it is a date (one shared format object, not a
-    style per cell). Measured against openpyxl's write-only mode on the visit export's rows: 0.16
-    against 0.32 ms of CPU a row (0.20 with lxml); docs/benchmarks.md, "Exports: which writer".
+    Without it, written with XlsxWriter in constant-memory mode: each row goes to disk as it comes,
+    strings inline, and a cell carries a format only when it is a date (one shared format object,
+    not a style per cell). Measured against openpyxl's write-only mode on the visit export's rows:
+    0.16 against 0.32 ms of CPU a row (0.20 with lxml); docs/benchmarks.md, "Exports: which writer".
     Values: str (neutralised, written as a string cell, never a formula), int, float, Decimal,
     bool, date, datetime (aware ones in local time), None (an empty cell); anything else raises
     TypeError."""
+    if ledger is not None:
+        return _write_xlsx_ledger(rows, filename=filename, sheet_title=sheet_title, widths=widths, ledger=ledger)
     rows = iter(rows)
     header = [str(label) for label in next(rows)]
     target = tempfile.TemporaryFile(suffix=".xlsx")  # noqa: SIM115 - the response closes it
@@ -120,6 +140,288 @@ def write_xlsx(
         target.close()
         raise
     return ExportFile(file=target, filename=filename, content_type=XLSX_CONTENT_TYPE, rows=count)
+
+
+def _write_xlsx_ledger(
+    rows: Iterable[Sequence],
+    *,
+    filename: str,
+    sheet_title: str,
+    widths: Sequence[float | None] | None,
+    ledger: LedgerLayout,
+) -> ExportFile:
+    """``write_xlsx`` with the 台账 layout (``LedgerLayout``): openpyxl's write-only mode, for the
+    title font and the lines around the table."""
+    rows = iter(rows)
+    header = [str(label) for label in next(rows)]
+    workbook = openpyxl.Workbook(write_only=True)
+    sheet = workbook.create_sheet(title=sheet_title[:31])
+    for index, label in enumerate(header):
+        width = widths[index] if widths is not None and index < len(widths) else None
+        sheet.column_dimensions[get_column_letter(index + 1)].width = width or _header_width(label)
+    header_row = 3
+    sheet.freeze_panes = f"A{header_row + 1}"
+    if header:
+        sheet.print_title_rows = f"{header_row}:{header_row}"
+    sheet.page_setup.orientation = "landscape"
+    sheet.page_setup.paperSize = "9"  # A4
+    sheet.page_setup.fitToWidth = 1
+    sheet.page_setup.fitToHeight = 0
+    sheet.sheet_properties.pageSetUpPr.fitToPage = True
+    count = 0
+    try:
+        title = WriteOnlyCell(sheet, value=neutralise(ledger.title))
+        title.font = Font(bold=True, size=16)
+        sheet.append([title])
+        sheet.append(
+            [
+                neutralise(f"填报单位：{ledger.unit}"),
+                None,
+                neutralise(f"填报人：{ledger.filled_by}"),
+                None,
+                neutralise(f"电话：{ledger.phone}"),
+                None,
+                f"日期：{ledger.day:%Y年%m月%d日}",
+            ]
+        )
+        sheet.append([_header_cell(sheet, label) for label in header])
+        for row in rows:
+            sheet.append([_xlsx_value(sheet, value) for value in row])
+            count += 1
+        sheet.append([])
+        sheet.append(["审核人：", None, None, "审核日期：    年    月    日"])
+    except BaseException:
+        _discard_sheet(sheet)
+        raise
+    target = tempfile.TemporaryFile(suffix=".xlsx")  # noqa: SIM115 - the response closes it
+    try:
+        workbook.save(target)
+    except BaseException:
+        target.close()
+        raise
+    return ExportFile(file=target, filename=filename, content_type=XLSX_CONTENT_TYPE, rows=count)
+
+
+@dataclass(frozen=True)
+class LedgerHeading:
+    """What a ledger (台账, DESIGN §6) says above its table: its title and the line
+    填报单位 / 填报人 / 电话 / 日期 (``day`` None: today)."""
+
+    title: str
+    unit: str  # 填报单位
+    filled_by: str = ""  # 填报人
+    phone: str = ""  # 电话
+    day: datetime.date | None = None  # 日期
+
+
+@dataclass
+class LedgerSheet:
+    """One sheet of a ledger: its tab name, an optional line under the heading (e.g. the class and
+    its head teacher), and a row generator whose first item is the header. The writer puts 序号
+    in front of every row itself."""
+
+    name: str
+    rows: Iterable[Sequence]
+    widths: Sequence[float | None] | None = None
+    subtitle: str = ""
+
+
+class _LedgerStyle:
+    """Named styles registered once per workbook: a data cell takes its style by name."""
+
+    TITLE = "台账-标题"
+    LINE = "台账-表头信息"
+    HEADER = "台账-栏目"
+    CELL = "台账-单元格"
+    DATE = "台账-日期"
+    DATETIME = "台账-时间"
+    FOOT = "台账-审核"
+
+
+def _ledger_styles() -> list[NamedStyle]:
+    border = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
+    cell = Alignment(vertical="center", wrap_text=True)
+    return [
+        NamedStyle(_LedgerStyle.TITLE, font=Font(bold=True, size=16), alignment=Alignment(horizontal="center")),
+        NamedStyle(_LedgerStyle.LINE, alignment=Alignment(horizontal="left", vertical="center")),
+        NamedStyle(_LedgerStyle.HEADER, font=HEADER_FONT, fill=HEADER_FILL, alignment=HEADER_ALIGNMENT, border=border),
+        NamedStyle(_LedgerStyle.CELL, alignment=cell, border=border),
+        NamedStyle(_LedgerStyle.DATE, alignment=cell, border=border, number_format=DATE_FORMAT),
+        NamedStyle(_LedgerStyle.DATETIME, alignment=cell, border=border, number_format=DATETIME_FORMAT),
+        NamedStyle(_LedgerStyle.FOOT, alignment=Alignment(horizontal="left", vertical="center")),
+    ]
+
+
+LEDGER_INDEX_LABEL = "序号"
+LEDGER_INDEX_WIDTH = 6
+LEDGER_HEADER_ROW = 3  # title, the 填报单位 line, then the header (4 when the sheet has a subtitle)
+LEDGER_PROGRESS_EVERY = 1000
+
+
+def write_ledger_xlsx(
+    rows: Iterable[Sequence],
+    *,
+    filename: str,
+    heading: LedgerHeading,
+    sheet_title: str = "台账",
+    widths: Sequence[float | None] | None = None,
+) -> ExportFile:
+    """A one-sheet ledger in the 台账 layout (see ``write_ledger_workbook``)."""
+    return write_ledger_workbook(
+        [LedgerSheet(name=sheet_title, rows=rows, widths=widths)], heading=heading, filename=filename
+    )
+
+
+def write_ledger_workbook(
+    sheets: Iterable[LedgerSheet],
+    *,
+    heading: LedgerHeading,
+    filename: str,
+    progress: Callable[[int], None] | None = None,
+) -> ExportFile:
+    """Write a ledger in the layout schools file (DESIGN §6): on each sheet the title, the line
+    填报单位 / 填报人 / 电话 / 日期, an optional subtitle, the table with 序号 as its first column and
+    its header repeated on every printed page, then an 审核人 line; A4 landscape, fitted to the
+    page's width. Rows stream to disk (write-only workbook), so memory stays flat whatever the
+    number of rows; a ``Marked`` value is written with its fill. ``progress`` is called with the
+    data rows written so far every ``LEDGER_PROGRESS_EVERY`` rows (a Celery task's progress bar).
+    Text is neutralised against formulas. ``ExportFile.rows`` counts data rows over all sheets."""
+    workbook = openpyxl.Workbook(write_only=True)
+    for style in _ledger_styles():
+        workbook.add_named_style(style)
+    day = heading.day or timezone.localdate()
+    count = 0
+    written_sheets = []
+    try:
+        for ledger_sheet in sheets:
+            sheet = workbook.create_sheet(title=_sheet_name(ledger_sheet.name, written_sheets))
+            written_sheets.append(sheet.title)
+            count = _write_ledger_sheet(sheet, ledger_sheet, heading=heading, day=day, count=count, progress=progress)
+        if not written_sheets:
+            _write_ledger_sheet(
+                workbook.create_sheet(title="台账"),  # an empty workbook is not a valid file
+                LedgerSheet(name="台账", rows=[["（无数据）"]]),
+                heading=heading,
+                day=day,
+                count=0,
+                progress=None,
+            )
+    except BaseException:
+        for sheet in workbook.worksheets:
+            _discard_sheet(sheet)
+        raise
+    target = tempfile.TemporaryFile(suffix=".xlsx")  # noqa: SIM115 - the response closes it
+    try:
+        workbook.save(target)
+    except BaseException:
+        target.close()
+        raise
+    return ExportFile(file=target, filename=filename, content_type=XLSX_CONTENT_TYPE, rows=count)
+
+
+def _sheet_name(name: str, taken: list[str]) -> str:
+    """A tab name Excel accepts (31 characters, none of []:*?/\\) and not yet used."""
+    clean = "".join("_" if char in "[]:*?/\\" else char for char in name)[:31] or "Sheet"
+    candidate, number = clean, 2
+    while candidate in taken:
+        suffix = f"({number})"
+        candidate, number = clean[: 31 - len(suffix)] + suffix, number + 1
+    return candidate
+
+
+def _write_ledger_sheet(sheet, ledger: LedgerSheet, *, heading: LedgerHeading, day, count: int, progress) -> int:
+    rows = iter(ledger.rows)
+    header = [LEDGER_INDEX_LABEL, *(str(label) for label in next(rows))]
+    widths = [LEDGER_INDEX_WIDTH, *(ledger.widths or [])]
+    columns = len(header)
+    last = get_column_letter(columns)
+    header_row = LEDGER_HEADER_ROW + (1 if ledger.subtitle else 0)
+    for index, label in enumerate(header):
+        width = widths[index] if index < len(widths) and widths[index] else _header_width(label)
+        sheet.column_dimensions[get_column_letter(index + 1)].width = width
+    sheet.page_setup.orientation = Worksheet.ORIENTATION_LANDSCAPE
+    sheet.page_setup.paperSize = Worksheet.PAPERSIZE_A4
+    sheet.page_setup.fitToWidth = 1
+    sheet.page_setup.fitToHeight = 0
+    sheet.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
+    sheet.print_options.horizontalCentered = True
+    sheet.page_margins.left = sheet.page_margins.right = 0.4
+    sheet.oddFooter.center.text = "第 &P 页，共 &N 页"
+    sheet.print_title_rows = f"{header_row}:{header_row}"
+    sheet.freeze_panes = f"B{header_row + 1}"
+
+    sheet.row_dimensions[1].height = 30
+    sheet.append([_styled(sheet, heading.title, _LedgerStyle.TITLE)])
+    sheet.merged_cells.add(f"A1:{last}1")
+    sheet.append(
+        [
+            _styled(sheet, f"填报单位：{heading.unit}", _LedgerStyle.LINE),
+            None,
+            _styled(sheet, f"填报人：{heading.filled_by}", _LedgerStyle.LINE),
+            None,
+            _styled(sheet, f"电话：{heading.phone}", _LedgerStyle.LINE),
+            None,
+            _styled(sheet, f"日期：{day:%Y年%m月%d日}", _LedgerStyle.LINE),
+        ]
+    )
+    if ledger.subtitle:
+        sheet.append([_styled(sheet, ledger.subtitle, _LedgerStyle.LINE)])
+        sheet.merged_cells.add(f"A3:{last}3")
+    sheet.row_dimensions[header_row].height = 30
+    sheet.append([_styled(sheet, label, _LedgerStyle.HEADER) for label in header])
+    row_number = header_row
+    cells = _LedgerCells(sheet)
+    for number, row in enumerate(rows, start=1):
+        sheet.append([cells.make(number), *(cells.make(value) for value in row)])
+        row_number += 1
+        count += 1
+        if progress is not None and count % LEDGER_PROGRESS_EVERY == 0:
+            progress(count)
+    sheet.append([])
+    sheet.append(
+        [_styled(sheet, "审核人：", _LedgerStyle.FOOT), None, None, _styled(sheet, "审核日期：", _LedgerStyle.FOOT)]
+    )
+    row_number += 2
+    sheet.print_area = f"A1:{last}{row_number}"
+    return count
+
+
+def _styled(sheet, text: str, style: str) -> WriteOnlyCell:
+    cell = WriteOnlyCell(sheet, value=neutralise(text))
+    cell.style = style
+    return cell
+
+
+class _LedgerCells:
+    """Makes a sheet's data cells. Each takes a copy of a prototype's style array (a few integers)
+    rather than looking its named style up again: a third less time on a 100,000-row ledger."""
+
+    def __init__(self, sheet) -> None:
+        self.sheet = sheet
+        self.styles = {}
+        for name in (_LedgerStyle.CELL, _LedgerStyle.DATE, _LedgerStyle.DATETIME):
+            prototype = WriteOnlyCell(sheet, value=None)
+            prototype.style = name
+            self.styles[name] = prototype._style
+
+    def make(self, value: object) -> WriteOnlyCell:
+        if isinstance(value, Marked):
+            cell = self.make(value.value)
+            cell.fill = PatternFill(fill_type="solid", start_color=value.fill, end_color=value.fill)
+            cell.alignment = Alignment(horizontal="center", vertical="center")
+            return cell
+        if isinstance(value, datetime.datetime):
+            if timezone.is_aware(value):
+                value = timezone.localtime(value).replace(tzinfo=None)
+            style = _LedgerStyle.DATETIME
+        elif isinstance(value, datetime.date):
+            style = _LedgerStyle.DATE
+        else:
+            value = neutralise(value)
+            style = _LedgerStyle.CELL
+        cell = WriteOnlyCell(self.sheet, value=value)
+        cell._style = copy.copy(self.styles[style])
+        return cell
 
 
 def write_csv(rows: Iterable[Sequence], *, filename: str) -> ExportFile:
@@ -213,91 +515,6 @@ class Marked:
 
     value: object
     fill: str  # RRGGBB
-
-
-@dataclass(frozen=True)
-class LedgerHeading:
-    """The lines a school's 台账 carries above and below its table."""
-
-    title: str
-    unit: str  # 填报单位
-    filled_by: str  # 填报人
-    phone: str  # 电话
-    day: datetime.date  # 日期
-
-
-def write_ledger_xlsx(
-    rows: Iterable[Sequence],
-    *,
-    filename: str,
-    heading: LedgerHeading,
-    sheet_title: str = "台账",
-    widths: Sequence[float | None] | None = None,
-) -> ExportFile:
-    """Write a ledger in the layout schools file (DESIGN §6): the title, a 填报单位 / 填报人 / 电话 /
-    日期 line, the table (the rows' first item is its header; 序号 is added as the first column), and
-    an 审核人 line at the bottom; A4 landscape, the header repeated on every printed page. Streams
-    like ``write_xlsx``; a ``Marked`` value is written with its fill."""
-    rows = iter(rows)
-    header = ["序号", *[str(label) for label in next(rows)]]
-    workbook = openpyxl.Workbook(write_only=True)
-    sheet = workbook.create_sheet(title=sheet_title[:31])
-    sheet.page_setup.orientation = "landscape"
-    sheet.page_setup.paperSize = PAPER_A4
-    sheet.page_setup.fitToWidth = 1
-    sheet.sheet_properties.pageSetUpPr.fitToPage = True
-    sheet.page_setup.fitToHeight = 0
-    for index, label in enumerate(header):
-        width = 6 if index == 0 else None
-        if widths is not None and 0 < index <= len(widths):
-            width = widths[index - 1] or width
-        sheet.column_dimensions[get_column_letter(index + 1)].width = width or _header_width(label)
-    last = get_column_letter(max(len(header), 1))
-    sheet.merged_cells.add(f"A1:{last}1")
-    sheet.print_title_rows = "3:3"
-    sheet.freeze_panes = "B4"
-    count = 0
-    try:
-        title = WriteOnlyCell(sheet, value=neutralise(heading.title))
-        title.font = TITLE_FONT
-        title.alignment = Alignment(horizontal="center")
-        sheet.append([title])
-        sheet.append(
-            [
-                neutralise(f"填报单位：{heading.unit}"),
-                None,
-                neutralise(f"填报人：{heading.filled_by}"),
-                None,
-                neutralise(f"电话：{heading.phone}"),
-                None,
-                f"日期：{heading.day:%Y年%m月%d日}",
-            ]
-        )
-        sheet.append([_header_cell(sheet, label) for label in header])
-        for row in rows:
-            count += 1
-            sheet.append([count, *[_ledger_value(sheet, value) for value in row]])
-        sheet.append([])
-        sheet.append(["审核人：", None, None, "审核日期："])
-    except BaseException:
-        _discard_sheet(sheet)
-        raise
-    target = tempfile.TemporaryFile(suffix=".xlsx")  # noqa: SIM115 - the response closes it
-    try:
-        workbook.save(target)
-    except BaseException:
-        target.close()
-        raise
-    return ExportFile(file=target, filename=filename, content_type=XLSX_CONTENT_TYPE, rows=count)
-
-
-def _ledger_value(sheet, value: object) -> object:
-    if isinstance(value, Marked):
-        cell = WriteOnlyCell(sheet, value=neutralise(value.value))
-        cell.fill = PatternFill(fill_type="solid", start_color=value.fill, end_color=value.fill)
-        cell.alignment = Alignment(horizontal="center")
-        return cell
-    return _xlsx_value(sheet, value)
 
 
 # --- openpyxl's write-only cells, for the 台账 layout (fills, merged title) -------------------------

@@ -25,6 +25,8 @@ class Role(models.TextChoices):
 
 SCHOOL_ROLES = (Role.TEACHER, Role.SCHOOL_ADMIN)
 BUREAU_ROLES = (Role.INSPECTOR, Role.BUREAU_ADMIN)
+# The county's roles: they read schools in their scope with masked identifiers (DESIGN §2, §8).
+COUNTY_ROLES = (Role.ZONE_ADMIN, Role.INSPECTOR, Role.BUREAU_ADMIN)
 
 
 class Grade(models.IntegerChoices):
@@ -45,9 +47,24 @@ class Grade(models.IntegerChoices):
     G12 = 12, _("高三")
 
 
+class ZoneQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "ZoneQuerySet":
+        """The bureau roles see every zone; a zone admin their own; no one else sees a zone as such
+        (a school's people reach its name through their school)."""
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        if user.role in BUREAU_ROLES:
+            return self.all()
+        if user.role == Role.ZONE_ADMIN and user.zone_id:
+            return self.filter(pk=user.zone_id)
+        return self.none()
+
+
 class Zone(models.Model):
     name = models.CharField(_("片区名称"), max_length=64, unique=True)
     code = models.CharField(_("片区代码"), max_length=32, unique=True)
+
+    objects = ZoneQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("片区")
@@ -406,6 +423,8 @@ class AuditEvent(models.Model):
         verbose_name = _("审计日志")
         verbose_name_plural = _("审计日志")
         ordering = ["-at"]
+        # A student's access history looks rows up by the object they name, newest first.
+        indexes = [models.Index(fields=["object_id", "at"], name="audit_object_at")]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.username} {self.get_action_display()}"
@@ -492,3 +511,46 @@ class ImportJob(models.Model):
         if not self.total_rows:
             return 0
         return min(100, round(100 * self.processed_rows / self.total_rows))
+
+
+class CampaignTarget(models.Model):
+    """The bureau's target rates for a campaign (issue 12): for the county (no zone, no school), a zone,
+    or a school. A unit without its own target follows its zone's, then the county's, then the
+    campaign's ``coverage_target`` (see ``schools.targets``). Rates are percentages 1–100."""
+
+    campaign = models.ForeignKey(Campaign, verbose_name=_("家访活动"), on_delete=models.CASCADE, related_name="targets")
+    zone = models.ForeignKey(Zone, verbose_name=_("片区"), null=True, blank=True, on_delete=models.CASCADE)
+    school = models.ForeignKey(School, verbose_name=_("学校"), null=True, blank=True, on_delete=models.CASCADE)
+    coverage = models.PositiveSmallIntegerField(
+        _("目标家访率（%）"), validators=[MinValueValidator(1), MaxValueValidator(100)]
+    )
+    participation = models.PositiveSmallIntegerField(
+        _("目标走访率（%）"), validators=[MinValueValidator(1), MaxValueValidator(100)]
+    )
+    focus_coverage = models.PositiveSmallIntegerField(
+        _("重点关注学生目标家访率（%）"), validators=[MinValueValidator(1), MaxValueValidator(100)]
+    )
+    special_in_home = models.PositiveSmallIntegerField(
+        _("特殊学生入户 2 次目标达标率（%）"), validators=[MinValueValidator(1), MaxValueValidator(100)]
+    )
+
+    class Meta:
+        verbose_name = _("目标")
+        verbose_name_plural = _("目标")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(zone__isnull=True) | Q(school__isnull=True), name="target_zone_or_school_not_both"
+            ),
+            models.UniqueConstraint(
+                fields=["campaign"], condition=Q(zone__isnull=True, school__isnull=True), name="one_county_target"
+            ),
+            models.UniqueConstraint(
+                fields=["campaign", "zone"], condition=Q(zone__isnull=False), name="one_target_per_zone"
+            ),
+            models.UniqueConstraint(
+                fields=["campaign", "school"], condition=Q(school__isnull=False), name="one_target_per_school"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign} · {self.school or self.zone or '全县'}"

@@ -3,7 +3,7 @@ the session and lockout hooks of ``schools.accounts``."""
 
 from django.conf import settings
 
-from schools.accounts import session_clock_start, user_sessions_end
+from schools.accounts import PER_ACCOUNT, PER_ADDRESS, lockout_rule, session_clock_start, user_sessions_end
 from schools.models import AuditEvent, User
 from schools.services import audit_event_record
 
@@ -35,14 +35,19 @@ def record_lockout(sender, request, username, ip_address, **kwargs) -> None:
     """django-axes locked (username, address) out, or refused an attempt while it is locked.
 
     AuditEvent has no lockout action (adding one would need a migration); the row is a
-    LOGIN_FAILED marked ``{"lockout": true}``, beside the plain LOGIN_FAILED of the same attempt."""
+    LOGIN_FAILED marked ``{"lockout": true}`` with the rule reached (``address`` or ``account``),
+    beside the plain LOGIN_FAILED of the same attempt."""
+    rule = lockout_rule(str(username or ""), ip_address) or PER_ACCOUNT
     audit_event_record(
         action=AuditEvent.Action.LOGIN_FAILED,
         request=request,
         username=str(username or ""),
         detail={
             "lockout": True,
-            "failure_limit": settings.AXES_FAILURE_LIMIT,
+            "rule": rule,
+            "failure_limit": settings.LOGIN_FAILURE_LIMIT_PER_ADDRESS
+            if rule == PER_ADDRESS
+            else settings.LOGIN_FAILURE_LIMIT_PER_ACCOUNT,
             "locked_minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60),
         },
     )

@@ -12,7 +12,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from schools.importing import SheetError, check_upload, read_sheet
-from schools.models import AuditEvent, ImportJob, School, SchoolClass, SchoolYear, User
+from schools.models import AuditEvent, ImportJob, School, SchoolClass, SchoolYear, TeachingAssignment, User
 from schools.signals import statistics_refresh_wanted
 
 logger = logging.getLogger("homevisit.imports")
@@ -263,6 +263,42 @@ def school_classes_create(*, school: School, grade: int, numbers: list[int], act
             detail={"created_classes": [c.name for c in created]},
         )
     return created
+
+
+def account_school_change(*, user: User, school: School | None, acting_user: User) -> User:
+    """Move a member of staff to another school (or to none). Their head-teacher and teaching
+    assignments at the old school end with the move — the old classes stop counting them in their
+    staff and their participation (DESIGN §7) — and both schools' statistics are asked for. One
+    transaction, with the audit row. Raises ``ValidationError`` (nothing changed) when the account
+    is not valid afterwards."""
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        old_school_id = user.school_id
+        if old_school_id == (school.pk if school else None):
+            return user
+        user.school = school
+        user.full_clean()
+        user.save(update_fields=["school"])
+        headed = SchoolClass.objects.filter(head_teacher=user).exclude(school=school)
+        ended_heads = [c.name for c in headed]
+        headed.update(head_teacher=None)
+        taught = TeachingAssignment.objects.filter(teacher=user).exclude(school_class__school=school)
+        ended_assignments = taught.count()
+        taught.delete()
+        audit_event_record(
+            action=AuditEvent.Action.CHANGE,
+            user=acting_user,
+            object_type="schools.User",
+            object_id=str(user.pk),
+            detail={
+                "school": [old_school_id, user.school_id],
+                "head_teacher_ended": ended_heads,
+                "teaching_assignments_ended": ended_assignments,
+            },
+        )
+        for school_id in {old_school_id, user.school_id} - {None}:
+            statistics_refresh_request(school_id=school_id)
+    return user
 
 
 def statistics_refresh_request(*, school_id: int) -> None:

@@ -15,10 +15,12 @@ from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.views.decorators.http import require_POST
 
+from schools.accounts import account_unlock, locked_accounts
 from schools.exports import workbook_response, write_xlsx
 from schools.forms import ClassCreateForm, ImportUploadForm
 from schools.importing import SheetError
 from schools.models import AuditEvent, ImportJob, Role, School
+from schools.privacy import redact_contacts
 from schools.scoping import get_object_for_user, require_roles
 from schools.selectors import classes_of_school, current_campaign_phase, schools_for_user, staff_of_school
 from schools.services import (
@@ -222,3 +224,23 @@ def _problem_rows(job: ImportJob) -> Iterator[list]:
 def import_template(request: HttpRequest, spec: ImportSpec) -> HttpResponse:
     audit_event_record(action=AuditEvent.Action.EXPORT, request=request, object_type="template", object_id=spec.kind)
     return workbook_response(spec.template_workbook(), filename=f"{spec.title}模板.xlsx")
+
+
+@require_roles(Role.BUREAU_ADMIN)
+def locked_accounts_view(request: HttpRequest) -> HttpResponse:
+    """Accounts locked now by either login-failure rule (per address, per account; settings block
+    "Login failures"), with one action to unlock each. Bureau admin only (DESIGN §2: accounts)."""
+    return render(request, "schools/locked_accounts.html", {"accounts": locked_accounts()})
+
+
+@require_POST
+@require_roles(Role.BUREAU_ADMIN)
+def locked_account_unlock(request: HttpRequest) -> HttpResponse:
+    """Clear every counted failure of one username (all addresses); audited as a change."""
+    username = request.POST.get("username", "")[:150]
+    removed = account_unlock(username=username, acting_user=request.user, request=request)
+    if removed:
+        messages.success(request, f"已解锁账号 {redact_contacts(username)}。")
+    else:
+        messages.info(request, "该账号当前没有锁定记录。")
+    return redirect("locked_accounts")

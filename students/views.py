@@ -6,7 +6,8 @@ from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from schools.models import Role, SchoolClass
+from schools.models import SchoolClass
+from schools.privacy import works_with_students
 from schools.scoping import get_object_for_user
 from students.models import Student
 from students.selectors import student_search, students_with_categories
@@ -31,7 +32,7 @@ def class_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "students/class_detail.html",
-        {"school_class": school_class, "sees_sensitive": _works_with_students(request.user)},
+        {"school_class": school_class, "sees_sensitive": works_with_students(request.user)},
     )
 
 
@@ -45,7 +46,7 @@ def student_list(request: HttpRequest) -> HttpResponse:
     classes = (
         SchoolClass.objects.visible_to(request.user).select_related("school").order_by("school", "grade", "number")
     )
-    if request.user.role not in (Role.TEACHER, Role.SCHOOL_ADMIN):
+    if not works_with_students(request.user):
         classes = classes.none()  # the bureau searches by name across schools; a class menu would be thousands long
     return render(
         request,
@@ -55,12 +56,6 @@ def student_list(request: HttpRequest) -> HttpResponse:
             "query": query,
             "class_id": class_id,
             "classes": classes,
-            "sees_sensitive": _works_with_students(request.user),
+            "sees_sensitive": works_with_students(request.user),
         },
     )
-
-
-def _works_with_students(user) -> bool:
-    """Teachers and school admins work with their students and see them whole; the county's roles
-    read figures and masked identifiers (DESIGN §8). Scope has already limited which students."""
-    return user.role in (Role.TEACHER, Role.SCHOOL_ADMIN)

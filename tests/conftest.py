@@ -61,6 +61,16 @@ def _eager_celery():
     app.conf.task_always_eager = previous
 
 
+@pytest.fixture(autouse=True)
+def _publish_circuit_closed():
+    """Each test starts with the broker circuit closed (homevisit.celery: it is per process)."""
+    from homevisit.celery import publish_circuit
+
+    publish_circuit.close()
+    yield
+    publish_circuit.close()
+
+
 @dataclass
 class World:
     school: School

@@ -42,7 +42,7 @@ def signed_in(client: Client) -> bool:
 
 
 def lock_out(client: Client, username: str = "teacher") -> None:
-    for _ in range(settings.AXES_FAILURE_LIMIT):
+    for _ in range(settings.LOGIN_FAILURE_LIMIT_PER_ADDRESS):
         attempt(client, "wrong-password", username)
 
 
@@ -58,7 +58,7 @@ def sessions_of(user: User) -> list[str]:
 
 
 def test_five_failures_lock_the_account_from_that_address_even_for_the_right_password(world, client):
-    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+    for _ in range(settings.LOGIN_FAILURE_LIMIT_PER_ADDRESS - 1):
         response = attempt(client, "wrong-password")
         assert response.status_code == 200 and "用户名或密码不正确" in response.content.decode()
 
@@ -103,12 +103,12 @@ def test_the_lockout_page_says_until_when(world, client):
 
 
 def test_a_successful_login_clears_the_count_of_failures(world, client):
-    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+    for _ in range(settings.LOGIN_FAILURE_LIMIT_PER_ADDRESS - 1):
         attempt(client, "wrong-password")
     assert attempt(client, factories.PASSWORD).status_code == 302
 
     other = Client()
-    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+    for _ in range(settings.LOGIN_FAILURE_LIMIT_PER_ADDRESS - 1):
         attempt(other, "wrong-password")
     assert attempt(other, factories.PASSWORD).status_code == 302
 
@@ -118,7 +118,7 @@ def test_the_lockout_is_written_to_the_audit_log(world, client):
 
     event = AuditEvent.objects.get(action=AuditEvent.Action.LOGIN_FAILED, detail__lockout=True)
     assert event.username == "teacher" and event.ip == "127.0.0.1"
-    assert event.detail == {"lockout": True, "failure_limit": 5, "locked_minutes": 30}
+    assert event.detail == {"lockout": True, "rule": "address", "failure_limit": 5, "locked_minutes": 30}
     assert AuditEvent.objects.filter(action=AuditEvent.Action.LOGIN_FAILED, detail={}).count() == 5
 
 
@@ -140,6 +140,95 @@ def test_an_account_is_unlocked_from_the_command_line(world, client):
     call_command("axes_reset_username", "teacher", verbosity=0)
 
     assert attempt(client, factories.PASSWORD).status_code == 302
+
+
+# --- the per-account rule: guessing from many addresses (issue 14) ------------------------------
+
+
+def guess_from_many_addresses(failures: int, username: str = "teacher", first: int = 1) -> None:
+    """``failures`` wrong passwords for ``username``, each from its own address (four per address
+    would do too: under the per-address limit)."""
+    for n in range(first, first + failures):
+        attempt(Client(REMOTE_ADDR=f"198.51.100.{n}"), "wrong-password", username)
+
+
+def test_twenty_failures_from_many_addresses_lock_the_account_everywhere(world):
+    from visits.models import Notification
+
+    guess_from_many_addresses(settings.LOGIN_FAILURE_LIMIT_PER_ACCOUNT - 1)
+    last = attempt(Client(REMOTE_ADDR="198.51.100.99"), "wrong-password")
+    assert last.status_code == 429 and "从多个网络地址登录失败次数过多" in last.content.decode()
+
+    fresh = Client(REMOTE_ADDR="10.1.2.3")
+    response = attempt(fresh, factories.PASSWORD)
+    assert response.status_code == 429 and not signed_in(fresh)
+    assert attempt(Client(REMOTE_ADDR="10.1.2.3"), factories.PASSWORD, username="head").status_code == 302
+
+    told = Notification.objects.filter(title="账号因多次登录失败被锁定")
+    assert sorted(n.user.username for n in told) == ["bureau_admin", "school_admin"]
+    assert "张老师" in told.first().body
+    event = AuditEvent.objects.filter(action=AuditEvent.Action.LOGIN_FAILED, detail__lockout=True).first()
+    assert event.detail["rule"] == "account" and event.detail["failure_limit"] == 20
+
+
+def test_nineteen_failures_from_many_addresses_do_not_lock_and_five_from_one_still_do(world, client):
+    guess_from_many_addresses(settings.LOGIN_FAILURE_LIMIT_PER_ACCOUNT - 1)
+    assert attempt(Client(REMOTE_ADDR="10.1.2.3"), factories.PASSWORD).status_code == 302
+
+    lock_out(client)  # the per-address rule, unchanged
+    assert attempt(client, factories.PASSWORD).status_code == 429
+    assert attempt(Client(REMOTE_ADDR="10.1.2.4"), factories.PASSWORD).status_code == 302
+
+
+def test_the_account_lock_ends_thirty_minutes_after_the_last_failure_and_old_failures_stop_counting(world):
+    with time_machine.travel(NOW, tick=False) as traveller:
+        guess_from_many_addresses(10)
+        traveller.shift(datetime.timedelta(minutes=31))
+        guess_from_many_addresses(10, first=50)  # the first ten no longer count
+        assert attempt(Client(REMOTE_ADDR="10.1.2.3"), "wrong-password").status_code == 200
+
+        guess_from_many_addresses(9, first=100)  # 10 + 1 + 9 = 20 in the last half hour
+        assert attempt(Client(REMOTE_ADDR="10.1.2.3"), factories.PASSWORD).status_code == 429
+        traveller.shift(datetime.timedelta(minutes=30, seconds=1))
+        assert attempt(Client(REMOTE_ADDR="10.1.2.3"), factories.PASSWORD).status_code == 302
+
+
+def test_refused_attempts_during_the_lock_notify_no_one_again(world):
+    from visits.models import Notification
+
+    guess_from_many_addresses(settings.LOGIN_FAILURE_LIMIT_PER_ACCOUNT)
+    count = Notification.objects.count()
+    for n in range(3):
+        assert attempt(Client(REMOTE_ADDR=f"10.9.9.{n}"), "wrong-password").status_code == 429
+    assert Notification.objects.count() == count == 2
+
+
+def test_the_bureau_admin_sees_locked_accounts_and_unlocks_one_with_one_action(world, login, client):
+    guess_from_many_addresses(settings.LOGIN_FAILURE_LIMIT_PER_ACCOUNT)
+    lock_out(client, username="head")
+    admin = login(world.bureau_admin)
+    page = admin.get(reverse("locked_accounts"))
+    html = page.content.decode()
+    rows = {a["username"]: a for a in page.context["accounts"]}
+    assert rows["teacher"]["rule"] == "account" and rows["teacher"]["failures"] == 20
+    assert rows["teacher"]["addresses"] == 20 and rows["head"]["rule"] == "address"
+    assert "张老师" in html and "所有地址" in html and "单个地址" in html
+
+    response = admin.post(reverse("locked_account_unlock"), {"username": "teacher"})
+    assert response.status_code == 302
+    assert attempt(Client(REMOTE_ADDR="10.1.2.3"), factories.PASSWORD).status_code == 302
+    event = AuditEvent.objects.get(action=AuditEvent.Action.CHANGE, object_type="axes.AccessAttempt")
+    assert event.user == world.bureau_admin and event.object_id == "teacher" and event.detail["removed"] == 20
+    assert [a["username"] for a in admin.get(reverse("locked_accounts")).context["accounts"]] == ["head"]
+
+
+@pytest.mark.parametrize("role", ["teacher", "school_admin", "zone_admin", "inspector", "other_admin"])
+def test_only_the_bureau_admin_reaches_the_locked_accounts(world, login, role):
+    guess_from_many_addresses(settings.LOGIN_FAILURE_LIMIT_PER_ACCOUNT, username="other_teacher")
+    client = login(world.users()[role])
+    assert client.get(reverse("locked_accounts")).status_code == 404
+    assert client.post(reverse("locked_account_unlock"), {"username": "other_teacher"}).status_code == 404
+    assert attempt(Client(REMOTE_ADDR="10.1.2.3"), factories.PASSWORD, username="other_teacher").status_code == 429
 
 
 # --- passwords ---------------------------------------------------------------------------------

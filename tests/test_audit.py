@@ -157,6 +157,8 @@ def test_the_visit_export_is_logged_with_its_filters_and_rows(world, audited, ph
         "filters": {"school_class": world.school_class.pk, "method": "phone"},
         "rows": 1,
         "format": "xlsx",
+        "full": False,
+        "school": world.school.pk,
     }
 
 

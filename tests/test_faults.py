@@ -26,6 +26,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -44,6 +45,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 import visits.services
+from homevisit.celery import BrokerCircuitOpen, publish_circuit
+from ledgers import statistics
 from ledgers.models import StatisticsRun
 from ledgers.statistics import statistics_compute
 from ledgers.tasks import statistics_recompute_nightly, statistics_refresh_stale_sweep
@@ -127,7 +130,7 @@ def test_with_the_broker_down_a_visit_is_submitted_at_once_and_the_sweep_catches
         with contextlib.ExitStack() as stack:
             url = REFUSING_BROKER if broker == "refusing" else stack.enter_context(_silent_broker())
             stack.enter_context(_broker_at(monkeypatch, url))
-            caplog.set_level(logging.WARNING, logger="homevisit.statistics")
+            caplog.set_level(logging.WARNING, logger="homevisit.broker")
             started = time.monotonic()
             response = client.post(reverse("visit_create"), form_data(SimpleNamespace(student=student)), secure=True)
             elapsed = time.monotonic() - started
@@ -139,7 +142,8 @@ def test_with_the_broker_down_a_visit_is_submitted_at_once_and_the_sweep_catches
         assert elapsed < bound, f"the submission waited {elapsed:.1f} s for the broker"
         assert visit.phase == county["phases"][Phase.Kind.REVISIT]
         assert School.objects.get(pk=school.pk).statistics_stale_since is not None
-        assert "the sweep will do it" in caplog.text
+        # No message per submission (ledgers.receivers): the broker was not even tried.
+        assert "broker publish" not in caplog.text and not publish_circuit.is_open()
 
         # The broker is back (here: tasks in-process again); beat's sweep runs a minute or two later.
         with time_machine.travel(NOW + datetime.timedelta(minutes=2), tick=True):
@@ -176,11 +180,53 @@ def test_with_the_broker_down_the_safety_alarm_and_check_in_still_notify_in_the_
     assert WebhookMessage.objects.filter(sent_at__isnull=True).count() == 2  # and nothing is lost
 
 
+@pytest.mark.django_db(transaction=True)
+def test_after_a_publish_to_a_hung_broker_fails_the_next_ones_fail_at_once_until_the_circuit_closes(
+    world, monkeypatch, settings, caplog
+):
+    """The first publish to a broker that never answers costs its bounded timeout and opens the
+    circuit; the publishes after it, in any thread of the process, raise BrokerCircuitOpen without
+    touching the socket; once the circuit has been open for PUBLISH_CIRCUIT_OPEN_SECONDS the next
+    publish tries the broker again."""
+    from visits.tasks import notify_webhook_send
+
+    caplog.set_level(logging.WARNING, logger="homevisit.broker")
+    with _silent_broker() as url, _broker_at(monkeypatch, url):
+        with pytest.raises(Exception) as first:  # noqa: PT011 - whatever the transport raises
+            notify_webhook_send.delay(1)
+        assert not isinstance(first.value, BrokerCircuitOpen) and publish_circuit.is_open()
+        assert "broker publish of visits.tasks.notify_webhook_send failed; no publish tried for 30 s" in caplog.text
+
+        skipped = []
+        for _ in range(20):
+            with pytest.raises(BrokerCircuitOpen):
+                notify_webhook_send.delay(1)
+            skipped.append(True)
+        other_thread: list = []
+        thread = threading.Thread(target=lambda: other_thread.append(_publish_error(notify_webhook_send)))
+        thread.start()
+        thread.join()
+        assert len(skipped) == 20 and isinstance(other_thread[0], BrokerCircuitOpen)
+
+        publish_circuit.open_until = time.monotonic() - 1  # PUBLISH_CIRCUIT_OPEN_SECONDS have passed
+        with pytest.raises(Exception) as again:  # noqa: PT011
+            notify_webhook_send.delay(1)
+        assert not isinstance(again.value, BrokerCircuitOpen)  # tried the broker again
+
+
+def _publish_error(task) -> Exception | None:
+    try:
+        task.delay(1)
+    except Exception as exc:  # noqa: BLE001 - the test looks at which
+        return exc
+    return None
+
+
 # --- a worker killed in the middle of the nightly recompute -------------------------------------
 
 # The worker runs in a subprocess so that it can be SIGKILLed. This wrapper around `celery worker`
-# shares the test's clock (the county is built for NOW), stores one school per chunk and pauses
-# after each stored chunk (through statistics_recompute_all's ``on_chunk``), so that the kill lands
+# shares the test's clock (the county is built for NOW) and pauses after each stored step (through
+# statistics_recompute_all's ``on_step``), so that the kill lands
 # in the middle of the run; and it shortens the lease and the broker's visibility timeout, so the
 # next worker gets the message back within seconds rather than an hour. Production code has no
 # test hook.
@@ -194,10 +240,9 @@ django.setup()
 from django.conf import settings
 from homevisit.celery import app
 from ledgers import statistics, tasks
-statistics.CHUNK_SCHOOLS = 1
 settings.STATISTICS_RUN_LEASE = datetime.timedelta(seconds=params["lease"])
 tasks.statistics_recompute_all = functools.partial(
-    statistics.statistics_recompute_all, on_chunk=lambda run: time.sleep(params["pause"])
+    statistics.statistics_recompute_all, on_step=lambda run: time.sleep(params["pause"])
 )
 app.conf.broker_transport_options = {**app.conf.broker_transport_options, **params["transport_options"]}
 app.worker_main([
@@ -332,16 +377,16 @@ def test_a_worker_killed_in_the_nightly_recompute_is_replaced_and_the_run_finish
             statistics_recompute_nightly.apply_async(queue=queue, connection=conn)
 
         _wait_for(
-            lambda: StatisticsRun.objects.filter(schools_done__gte=2).exists(),
+            lambda: StatisticsRun.objects.filter(steps_done__gte=2).exists(),
             seconds=30,
             worker=first,
-            what="two stored chunks",
+            what="two stored steps",
         )
         first.process.send_signal(signal.SIGKILL)
         first.process.wait()
         run = StatisticsRun.objects.get()
-        assert run.finished_at is None and 2 <= run.schools_done < SCHOOLS
-        killed_at = run.schools_done
+        assert run.finished_at is None and 2 <= run.steps_done < len(statistics.FIGURE_SETS)
+        killed_at = run.steps_done
 
         # The next worker comes up once the dead one's lease has run out (a real restart takes longer).
         while timezone.now() < run.heartbeat_at + datetime.timedelta(seconds=LEASE_SECONDS + 0.3):
@@ -367,7 +412,8 @@ def test_a_worker_killed_in_the_nightly_recompute_is_replaced_and_the_run_finish
     received = [_task_ids(worker.log, "received") for worker in workers]
     assert received[0] == received[1] == _task_ids(second.log, "succeeded") and len(received[0]) == 1
     run = StatisticsRun.objects.get()  # the same run, resumed, not a new one
-    assert run.schools_done == SCHOOLS, f"killed after {killed_at}; every school stored exactly once"
+    assert run.steps_done == len(statistics.FIGURE_SETS), f"killed after step {killed_at}; resumed, not restarted"
+    assert run.schools_done == SCHOOLS
     assert_every_row_matches(expected_rows(county["campaign"], county["phases"]))
     assert time.monotonic() - started < 60
 

@@ -183,7 +183,7 @@ def test_a_teacher_of_another_class_sees_no_photo_of_a_visit_they_may_not_see(wo
         ("老身份证 110105491231002", "老身份证 110105*****1002"),
         ("固话 0371-66880011", "固话 037*****0011"),
         ("2026年11月29日 10:30 到家，三人在家", "2026年11月29日 10:30 到家，三人在家"),
-        ("学籍号 G110105201501011234", "学籍号 G110105201501011234"),
+        ("学籍号 G110105201501011234", "学籍号 G110105********1234"),
         ("", ""),
     ],
 )
@@ -233,6 +233,106 @@ def test_the_visit_export_is_the_school_admins_and_masks_the_student_number(worl
     assert "王小明" in text and record["student"].student_number not in text and ID_NUMBER not in text
     for role in COUNTY:
         assert login(world.users()[role]).get(reverse("visit_export")).status_code == 404
+
+
+TYPED_FORMS = {
+    "139.0000.3333": "139****3333",
+    "１３９００００４４４４": "139****4444",
+    "110105 19491231 002X": "110105********002X",
+    "110105-19491231-002X": "110105********002X",
+    "+86-139-0000-1111": "139****1111",
+}
+
+
+@pytest.fixture
+def typed_numbers(record):
+    """The forms the probe found shown in full, typed into every free-text field of the visit."""
+    visit = record["visit"]
+    typed = "，".join(TYPED_FORMS)
+    Visit.objects.filter(pk=visit.pk).update(guardians_met=f"母亲 {typed}", situation=typed, measures=typed)
+    Suggestion.objects.create(visit=visit, text=f"联系 {typed}", reply=f"回电 {typed}")
+    return typed
+
+
+def test_the_school_admins_visit_export_masks_numbers_typed_into_free_text(world, login, record, typed_numbers):
+    text = "\n".join(_cells(login(world.school_admin).get(reverse("visit_export"))))
+    for written, masked in TYPED_FORMS.items():
+        assert written not in text and masked in text, written
+    assert GUARDIAN_PHONE not in text and SUGGESTION not in text
+
+
+def test_the_explicit_full_export_shows_numbers_as_typed_and_is_audited_as_full(world, login, record, typed_numbers):
+    from schools.models import AuditEvent
+
+    text = "\n".join(_cells(login(world.school_admin).get(reverse("visit_export") + "?full=1")))
+    for written in TYPED_FORMS:
+        assert written in text, written
+    assert record["student"].student_number in text
+    event = AuditEvent.objects.filter(action=AuditEvent.Action.EXPORT).latest("pk")
+    assert event.detail["full"] is True and event.user == world.school_admin
+
+
+@pytest.mark.parametrize("role", COUNTY)
+@pytest.mark.parametrize("page", ["visit_detail", "visit_print"])
+def test_the_county_pages_mask_every_typed_form(world, login, record, typed_numbers, role, page):
+    html = _page(login(world.users()[role]), reverse(page, args=[record["visit"].public_id]))
+    for written, masked in TYPED_FORMS.items():
+        assert written not in html and masked in html, written
+
+
+@pytest.mark.parametrize("role", COUNTY)
+def test_the_county_roles_read_the_schools_visit_list_without_notes_and_audited(
+    world, login, record, typed_numbers, role
+):
+    from schools.models import AuditEvent
+
+    user = world.users()[role]
+    html = _page(login(user), reverse("school_visit_list", args=[world.school.pk]))
+    assert "王小明" in html and "张老师" in html
+    assert SITUATION not in html and MEASURES not in html and "家门口.jpg" not in html
+    assert PSYCHOLOGICAL not in html and str(Category.DISABILITY.label) not in html  # no sensitive filter
+    event = AuditEvent.objects.filter(user=user, action=AuditEvent.Action.VIEW).latest("pk")
+    assert event.object_type == "schools.School" and event.object_id == str(world.school.pk)
+
+
+@pytest.mark.parametrize("role", COUNTY)
+def test_the_county_export_masks_numbers_and_leaves_out_the_notes(world, login, record, typed_numbers, role):
+    from schools.models import AuditEvent
+
+    user = world.users()[role]
+    response = login(user).get(reverse("school_visit_export", args=[world.school.pk]) + "?full=1")
+    text = "\n".join(_cells(response))
+    assert "王小明" in text and "接待家长" in text and "情况记录" not in text and "商定措施" not in text
+    assert record["student"].student_number not in text
+    for written, masked in TYPED_FORMS.items():
+        assert written not in text and masked in text, written
+    event = AuditEvent.objects.filter(user=user, action=AuditEvent.Action.EXPORT).latest("pk")
+    assert event.detail["full"] is False and event.detail["rows"] == 1
+
+
+def test_the_county_visit_list_lists_only_submitted_visits_in_a_fixed_number_of_queries(
+    world, login, record, django_assert_max_num_queries
+):
+    draft = Visit.objects.create(
+        school=world.school, lead_teacher=world.teacher, visited_at=timezone.now(), status=Visit.Status.DRAFT
+    )
+    draft.students.set([world.plain_student])
+    client = login(world.inspector)
+    url = reverse("school_visit_list", args=[world.school.pk])
+    with django_assert_max_num_queries(14) as few:
+        assert "周小强" not in _page(client, url)
+    for _ in range(30):
+        visit = Visit.objects.create(
+            school=world.school,
+            lead_teacher=world.teacher,
+            visited_at=timezone.now(),
+            status=Visit.Status.SUBMITTED,
+            submitted_at=timezone.now(),
+        )
+        visit.students.set([world.plain_student])
+        visit.companions.set([world.head_teacher])
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        assert "周小强" in _page(client, url)
 
 
 # --- the bureau admin's back office ------------------------------------------------------------
@@ -299,3 +399,130 @@ def test_static_files_are_left_to_their_own_caching(world, login):
     static = login(world.teacher).get("/static/css/print.css")
     assert "no-store" not in static.get("Cache-Control", "")
     assert "Pragma" not in static
+
+
+# --- small numbers (issue 14) --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("role", "shown"), [("school_admin", 2), *[(role, "<3") for role in COUNTY]])
+def test_one_or_two_students_of_a_sensitive_category_in_a_class_show_as_fewer_than_three(world, login, role, shown):
+    campaign = factories.CampaignFactory()
+    if not campaign.phases.exists():
+        factories.PhaseFactory(campaign=campaign)
+    build = StatsBuilder(campaign)
+    build.school(world.school, students_required=2)
+    build.school_class(
+        world.school_class,
+        students_required=5,
+        care_students=1,
+        categories={"disability": [2, 1], "left_behind": [1, 1], "migrant": [0, 0]},
+    )
+    build.school_class(world.plain_class, students_required=5, categories={"disability": [3, 1]})
+    client = login(world.users()[role])
+    response = client.get(reverse("statistics_class", args=[world.school.pk, world.school_class.pk]))
+    assert response.status_code == 200
+    categories = {c["label"]: c for c in response.context["categories"]}
+    disability = categories[str(Category.DISABILITY.label)]
+    assert disability["students"] == shown
+    assert categories[str(Category.LEFT_BEHIND.label)]["students"] == 1  # not a sensitive category
+    assert categories[str(Category.MIGRANT.label)]["students"] == 0
+    care = {card["label"]: card["value"] for card in response.context["headline"]}["孤儿和事实无人抚养儿童"]
+    assert care == ("1" if role == "school_admin" else "<3")
+    if role != "school_admin":
+        assert disability["rate"] == "—"
+        assert "&lt;3" in response.content.decode()
+    three = client.get(reverse("statistics_class", args=[world.school.pk, world.plain_class.pk]))
+    assert {c["label"]: c for c in three.context["categories"]}[str(Category.DISABILITY.label)]["students"] == 3
+
+
+# --- the Django admin (issue 14) ----------------------------------------------------------------
+
+
+def test_the_back_office_lists_staff_and_school_phones_masked(world, login):
+    from schools.models import User
+
+    User.objects.filter(pk=world.teacher.pk).update(username="13900001111", phone="13900001111")
+    world.school.contact_phone = "0371-66880011"
+    world.school.save()
+    client = login(world.bureau_admin)
+    users = _page(client, reverse("admin:schools_user_changelist"))
+    assert "139****1111" in users and "13900001111" not in users
+    found = _page(client, reverse("admin:schools_user_changelist") + "?q=13900001111")
+    assert "张老师" in found  # the full number still finds the account
+    schools = _page(client, reverse("admin:schools_school_changelist"))
+    assert "037*****0011" in schools and "66880011" not in schools
+
+
+def test_the_back_office_does_not_echo_an_import_jobs_values(world, login):
+    from schools.models import ImportJob
+
+    job = ImportJob.objects.create(
+        kind="roster",
+        school=world.school,
+        uploaded_by=world.school_admin,
+        file_name="名单.xlsx",
+        sha256="0" * 64,
+        status=ImportJob.Status.VALIDATED,
+        problems=[{"row": 3, "column": "监护人联系电话", "message": "13912345678 不是有效的手机号"}],
+        preview={"rows": [["王小明", ID_NUMBER, GUARDIAN_PHONE]]},
+    )
+    page = _page(login(world.bureau_admin), reverse("admin:schools_importjob_change", args=[job.pk]))
+    assert "名单.xlsx" in page and "1 条" in page
+    for value in (GUARDIAN_PHONE, ID_NUMBER, "王小明"):
+        assert value not in page, value
+
+
+# --- who looked at a child's record (issue 14) --------------------------------------------------
+
+
+def test_the_access_history_lists_who_viewed_printed_and_exported_the_record(world, login, record):
+    from schools.models import AuditEvent
+
+    student, visit = record["student"], record["visit"]
+    _page(login(world.zone_admin), reverse("student_detail", args=[student.public_id]))
+    _page(login(world.inspector), reverse("visit_print", args=[visit.public_id]))
+    _page(login(world.teacher), reverse("visit_detail", args=[visit.public_id]))
+    login(world.school_admin).get(reverse("visit_export"))
+    login(world.school_admin).get(reverse("visit_export") + f"?school_class={world.plain_class.pk}")  # not 王小明's
+    login(world.other_admin).get(reverse("visit_export"))  # another school
+
+    response = login(world.school_admin).get(reverse("student_access_history", args=[student.public_id]))
+    assert response.status_code == 200
+    rows = [(event.user.username, event.label) for event in response.context["page"]]
+    assert rows == [
+        ("school_admin", "查看访问记录"),
+        ("school_admin", "导出家访记录"),
+        ("teacher", "查看家访记录"),
+        ("inspector", "打印家访记录"),
+        ("zone_admin", "查看学生信息"),
+    ]
+    html = response.content.decode()
+    assert "周主任" in html and "片区管理员" in html and "127.0.0.1" in html
+    seen = AuditEvent.objects.filter(user=world.school_admin, detail__page="access_history").get()
+    assert seen.object_id == str(student.public_id)
+
+
+def test_the_access_history_is_paginated_in_a_fixed_number_of_queries(
+    world, login, record, django_assert_max_num_queries
+):
+    from schools.models import AuditEvent
+
+    student = record["student"]
+    client = login(world.bureau_admin)
+    url = reverse("student_access_history", args=[student.public_id])
+    with django_assert_max_num_queries(12) as few:
+        assert client.get(url).status_code == 200
+    AuditEvent.objects.bulk_create(
+        AuditEvent(
+            user=user,
+            username=user.username,
+            action=AuditEvent.Action.VIEW,
+            object_type="students.Student",
+            object_id=str(student.public_id),
+            ip="10.0.0.1",
+        )
+        for user in [world.teacher, world.zone_admin, world.inspector, world.head_teacher] * 30
+    )
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        response = client.get(url + "?page=2")
+    assert response.context["page"].paginator.count == 122 and len(response.context["page"]) == 50

@@ -124,3 +124,27 @@ def test_the_student_list_shows_only_students_in_scope(world, login, user_key):
         "other_admin": {"陈小红"},
     }[user_key]
     assert names == expected
+
+
+# --- one gate per kind (issue 14) ----------------------------------------------------------------
+
+
+def test_zones_are_visible_to_the_bureau_roles_and_their_own_zone_admin_only(world):
+    from schools.models import Zone
+
+    both = set(Zone.objects.values_list("pk", flat=True))
+    assert set(Zone.objects.visible_to(world.bureau_admin).values_list("pk", flat=True)) == both
+    assert set(Zone.objects.visible_to(world.inspector).values_list("pk", flat=True)) == both
+    assert list(Zone.objects.visible_to(world.zone_admin)) == [world.school.zone]
+    for user in (world.teacher, world.head_teacher, world.school_admin, world.other_admin):
+        assert not Zone.objects.visible_to(user).exists()
+
+
+def test_a_visit_is_edited_by_its_lead_teacher_and_its_schools_admins_only(world):
+    from django.utils import timezone
+
+    from visits.models import Visit
+
+    visit = Visit.objects.create(school=world.school, lead_teacher=world.teacher, visited_at=timezone.now())
+    allowed = {user.username for user in world.users().values() if visit.can_edit(user)}
+    assert allowed == {"teacher", "school_admin"}

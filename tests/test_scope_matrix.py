@@ -49,7 +49,7 @@ EXCLUDED_NAMESPACES = {
 }
 EXCLUDED_NAMES: dict[str, str] = {}
 # Views that take an object in the query string rather than the path: each must have a row.
-QUERY_OBJECT_VIEWS = {"visit_create", "safety_new", "visit_export", "statistics_sheet"}
+QUERY_OBJECT_VIEWS = {"visit_create", "safety_new", "visit_export", "statistics_sheet", "work_export_start"}
 
 
 # --- the objects the URLs name -------------------------------------------------------------------
@@ -126,6 +126,54 @@ def _with_stats(url_for: Callable) -> Callable:
     return build
 
 
+# --- the feedback ledger and the work ledger (issue 11) -------------------------------------------
+
+
+def _item(w, *, status: str = "open"):
+    """An item passed to the school by the family of 王小明, on the teacher's submitted visit."""
+    from visits.models import Suggestion
+
+    visit = _visit(w)
+    return Suggestion.objects.create(
+        visit=visit,
+        school=w.school,
+        text="希望延长课后服务时间",
+        to_school=True,
+        raised_on=timezone.localdate(),
+        status=status,
+        visit_submitted=True,
+    )
+
+
+def _issue(w):
+    from visits.models import FeedbackIssue
+
+    issue = FeedbackIssue.objects.create(school=w.school, title="校门口接送拥堵", category="transport")
+    item = _item(w, status="in_progress")
+    item.issue = issue
+    item.save()
+    return issue
+
+
+def _export_job(w, *, with_file: bool = False):
+    from ledgers.models import LedgerExportJob
+
+    job = LedgerExportJob.objects.create(
+        user=w.zone_admin,
+        kind="work",
+        level="zone",
+        unit_id=w.school.zone_id,
+        unit_name=w.school.zone.name,
+        file_name="工作台账.xlsx",
+        status="done" if with_file else "running",
+        expires_at=timezone.now() + datetime.timedelta(days=1) if with_file else None,
+    )
+    if with_file:
+        job.path.parent.mkdir(parents=True, exist_ok=True)
+        job.path.write_bytes(b"PK")
+    return job
+
+
 # --- the matrix ----------------------------------------------------------------------------------
 
 SCHOOL = {"teacher", "head_teacher", "school_admin"}
@@ -146,7 +194,7 @@ class Row:
     allowed: set[str]
     ok: int = 200
     method: str = "get"
-    data: dict = field(default_factory=dict)
+    data: dict | Callable = field(default_factory=dict)  # or a function of the world, for ids made per case
     others: dict[str, int] = field(default_factory=dict)
     # What a DENIED row names when it is not an id of the URL: e.g. the visit of an attachment.
     denied_object: str = ""
@@ -176,6 +224,18 @@ MATRIX = [
         "a student of the other school",
         lambda w: _url("student_detail", w.other_student.public_id),
         {"other_teacher", "other_admin", "inspector", "bureau_admin"},
+    ),
+    Row(
+        "student_access_history",
+        "who looked at a student's record",
+        lambda w: _url("student_access_history", w.student.public_id),
+        {"school_admin", "bureau_admin"},
+    ),
+    Row(
+        "student_access_history",
+        "who looked at the other school's student",
+        lambda w: _url("student_access_history", w.other_student.public_id),
+        {"other_admin", "bureau_admin"},
     ),
     Row("class_detail", "the head teacher's class", lambda w: _url("class_detail", w.school_class.pk), SEES_THE_SCHOOL),
     Row(
@@ -231,6 +291,33 @@ MATRIX = [
         SCHOOL_ADMIN,
         others={"other_admin": 302},
     ),  # a class outside the filter's menu: back to the list, no rows
+    # a school's visits for the county's roles (issue 14)
+    Row(
+        "school_visit_list",
+        "the school's visits",
+        lambda w: _url("school_visit_list", w.school.pk) + f"?school_class={_visit(w).students.get().school_class_id}",
+        COUNTY,
+    ),
+    Row(
+        "school_visit_list",
+        "the other school's visits",
+        lambda w: _url("school_visit_list", w.other_school.pk),
+        {"inspector", "bureau_admin"},
+    ),
+    Row(
+        "school_visit_export",
+        "the school's visit export",
+        lambda w: (
+            _url("school_visit_export", w.school.pk) + f"?school_class={_visit(w).students.get().school_class_id}"
+        ),
+        COUNTY,
+    ),
+    Row(
+        "school_visit_export",
+        "the other school's visit export",
+        lambda w: _url("school_visit_export", w.other_school.pk),
+        {"inspector", "bureau_admin"},
+    ),
     # safety reports
     Row("safety_detail", "a report", lambda w: _url("safety_detail", _report(w).public_id), SCHOOL),
     Row(
@@ -379,6 +466,130 @@ MATRIX = [
         _with_stats(lambda w: _url("statistics_sheet") + "?level=county&unit=0"),
         {"inspector", "bureau_admin"},
     ),
+    # the feedback ledger (问题反馈台账) and the work ledger (工作台账), issue 11
+    Row(
+        "feedback_ledger",
+        "the feedback ledger (each sees their own scope's)",
+        lambda w: _url("feedback_ledger"),
+        {"school_admin", "other_admin"} | COUNTY,
+    ),
+    Row(
+        "feedback_export",
+        "the feedback ledger as XLSX",
+        lambda w: _url("feedback_export"),
+        {"school_admin", "other_admin"} | COUNTY,
+    ),
+    Row("feedback_county", "problems across schools", lambda w: _url("feedback_county"), COUNTY),
+    Row(
+        "feedback_item",
+        "an item of the school",
+        lambda w: _url("feedback_item", _item(w).public_id),
+        {"school_admin"} | COUNTY,
+    ),
+    Row(
+        "feedback_item_triage",
+        "triaging an item",
+        lambda w: _url("feedback_item_triage", _item(w).public_id),
+        SCHOOL_ADMIN,
+        ok=302,
+        method="post",
+        data={"category": "teaching", "nature": "individual", "status": "in_progress"},
+    ),
+    Row(
+        "feedback_item_escalate",
+        "escalating an item",
+        lambda w: _url("feedback_item_escalate", _item(w).public_id),
+        SCHOOL_ADMIN,
+        ok=302,
+        method="post",
+        data={"note": "需教育局协调。"},
+    ),
+    Row(
+        "feedback_item_reply",
+        "the bureau's reply to an escalated item",
+        lambda w: _url("feedback_item_reply", _item(w, status="escalated").public_id),
+        {"inspector", "bureau_admin"},
+        ok=302,
+        method="post",
+        data={"reply": "已协调。", "close": "on"},
+    ),
+    Row(
+        "feedback_group",
+        "grouping an item of the school under a common problem",
+        lambda w: _url("feedback_group"),
+        SCHOOL_ADMIN,
+        ok=302,
+        method="post",
+        data=lambda w: {"items": [str(_item(w).public_id)], "title": "午餐价格", "category": "fees"},
+        others={"other_admin": 302},  # nothing checked that they may see: back to the ledger
+    ),
+    Row(
+        "feedback_issue",
+        "a common problem",
+        lambda w: _url("feedback_issue", _issue(w).public_id),
+        {"school_admin"} | COUNTY,
+    ),
+    Row(
+        "feedback_issue_resolve",
+        "resolving a common problem",
+        lambda w: _url("feedback_issue_resolve", _issue(w).public_id),
+        SCHOOL_ADMIN,
+        ok=302,
+        method="post",
+        data={"resolution": "已协调交警执勤。", "reply_method": "meeting"},
+    ),
+    Row(
+        "work_class",
+        "the head teacher's class ledger",
+        lambda w: _url("work_class", w.school_class.pk),
+        {"head_teacher", "school_admin"} | COUNTY,
+    ),
+    Row(
+        "work_class",
+        "a class the head teacher does not head",
+        lambda w: _url("work_class", w.plain_class.pk),
+        {"school_admin"} | COUNTY,
+    ),
+    Row(
+        "work_class_export",
+        "the class ledger as XLSX",
+        lambda w: _url("work_class_export", w.school_class.pk),
+        {"head_teacher", "school_admin"} | COUNTY,
+    ),
+    Row("work_school", "the school's work ledger", lambda w: _url("work_school", w.school.pk), SCHOOL_DASHBOARDS),
+    Row(
+        "work_school",
+        "the other school's work ledger",
+        lambda w: _url("work_school", w.other_school.pk),
+        {"other_admin", "inspector", "bureau_admin"},
+    ),
+    Row(
+        "work_school_export",
+        "the school's work ledger as XLSX",
+        lambda w: _url("work_school_export", w.school.pk),
+        SCHOOL_DASHBOARDS,
+    ),
+    Row(
+        "work_export_start",
+        "a zone's work ledger as a task",
+        lambda w: _url("work_export_start"),
+        COUNTY,
+        ok=302,
+        method="post",
+        data=lambda w: {"level": "zone", "unit": str(w.school.zone_id)},
+    ),
+    Row(
+        "ledger_export_job",
+        "the zone admin's export job",
+        lambda w: _url("ledger_export_job", _export_job(w).public_id),
+        {"zone_admin"},
+    ),
+    Row(
+        "ledger_export_file",
+        "the zone admin's exported file",
+        lambda w: _url("ledger_export_file", _export_job(w, with_file=True).public_id),
+        {"zone_admin"},
+    ),
     # the admin site's own gate, for the record: a redirect to its login page, not a 404
     Row(
         "admin:schools_auditevent_changelist",
@@ -387,6 +598,10 @@ MATRIX = [
         {"bureau_admin"},
         others=dict.fromkeys(set(ROLES) - {"bureau_admin"}, 302),
     ),
+    # the health endpoint (monitoring/views.py): the load balancer's status code for anyone, the
+    # operator's page (services, counts and ages, no personal data) for the bureau admin only
+    Row("health", "the load balancer's health check", lambda w: _url("health"), set(ROLES)),
+    Row("health_detail", "the operator's health page", lambda w: _beating() or _url("health_detail"), {"bureau_admin"}),
 ]
 
 
@@ -508,8 +723,202 @@ MATRIX += [
 QUERY_OBJECT_VIEWS |= {"support_plan_create"}
 
 
+def _beating() -> None:
+    """A worker and a beat that answered moments ago, so that the page is healthy (200)."""
+    from monitoring.models import Heartbeat
+    from monitoring.services import heartbeat_stamp
+
+    for name in Heartbeat.Name.values:
+        heartbeat_stamp(name=name)
+
+
 def _url(name: str, *args) -> str:
     return reverse(name, args=args)
+
+
+# --- oversight (督查考核, issue 12) ----------------------------------------------------------------
+
+
+def _reviewing(w) -> Visit:
+    """A submitted visit of the teacher in a school that reviews (by its admin only)."""
+    from oversight.models import ReviewSetting
+
+    ReviewSetting.objects.create(school=w.school, mode=ReviewSetting.Mode.ADMIN)
+    return _visit(w)
+
+
+def _sample(w, *, by: str = "inspector"):
+    from oversight.services import sample_draw
+
+    _visit(w)
+    return sample_draw(school=w.school, size=1, acting_user=getattr(w, by))
+
+
+def _inspection(w):
+    from oversight.services import inspection_file
+
+    return inspection_file(
+        school=w.school,
+        date=timezone.localdate(),
+        how="on_site",
+        findings="家访记录不全。",
+        rectification="补全记录。",
+        deadline=timezone.localdate() + datetime.timedelta(days=7),
+        acting_user=w.inspector,
+    )
+
+
+def _rectification_file(w):
+    from oversight.models import RectificationFile
+    from oversight.services import rectification_report
+
+    step = rectification_report(inspection=_inspection(w), text="已补全。", acting_user=w.school_admin)
+    item = RectificationFile.objects.create(step=step, original_name="整改.jpg", content_type="image/jpeg", size=3)
+    item.path.parent.mkdir(parents=True, exist_ok=True)
+    item.path.write_bytes(b"abc")
+    return item
+
+
+def _phase_visit(w) -> Visit:
+    visit = _visit(w)
+    visit.phase = factories.PhaseFactory(kind=Phase.Kind.FULL_ROUND)
+    visit.save()
+    return visit
+
+
+def _case(w):
+    from oversight.services import case_nominate
+
+    return case_nominate(visit=_phase_visit(w), reason="记录细致", acting_user=w.school_admin)
+
+
+def _target(w):
+    from schools.models import CampaignTarget
+
+    return CampaignTarget.objects.create(
+        campaign=factories.CampaignFactory(),
+        zone=w.school.zone,
+        coverage=95,
+        participation=100,
+        focus_coverage=100,
+        special_in_home=100,
+    )
+
+
+OVERSIGHT_ADMINS = {"school_admin", "zone_admin", "inspector", "bureau_admin"}
+SCHOOL_ADMINS_AND_COUNTY = {"school_admin", "other_admin", "zone_admin", "inspector", "bureau_admin"}
+MATRIX += [
+    Row(
+        "review_decide",
+        "returning a record in a school that reviews",
+        lambda w: _url("review_decide", _reviewing(w).public_id),
+        SCHOOL_ADMIN,
+        ok=302,
+        method="post",
+        data={"action": "returned", "reason": "请补充"},
+    ),
+    Row("review_queue", "the records awaiting review", lambda w: _url("review_queue"), {"school_admin", "other_admin"}),
+    Row(
+        "review_settings",
+        "the school's review setting",
+        lambda w: _url("review_settings"),
+        {"school_admin", "other_admin"},
+        ok=302,
+        method="post",
+        data={"mode": "admin"},
+    ),
+    Row(
+        "sample_list",
+        "the back-check samples",
+        lambda w: _url("sample_list"),
+        {"school_admin", "other_admin", "inspector", "bureau_admin"},
+    ),
+    Row(
+        "sample_detail",
+        "a sample the inspector drew",
+        lambda w: _url("sample_detail", _sample(w).public_id),
+        {"inspector", "bureau_admin"},
+    ),
+    Row(
+        "sample_detail",
+        "a sample the school drew",
+        lambda w: _url("sample_detail", _sample(w, by="school_admin").public_id),
+        {"school_admin", "inspector", "bureau_admin"},
+    ),
+    Row(
+        "back_check_save",
+        "an outcome of the inspector's sample",
+        lambda w: _url("back_check_save", _sample(w).checks.get().public_id),
+        {"inspector", "bureau_admin"},
+        ok=302,
+        method="post",
+        data={"outcome": "true", "note": ""},
+    ),
+    Row("quality_flags", "the school's quality flags", lambda w: _url("quality_flags", w.school.pk), OVERSIGHT_ADMINS),
+    Row("inspection_list", "the inspections", lambda w: _url("inspection_list"), SCHOOL_ADMINS_AND_COUNTY),
+    Row("inspection_new", "filing an inspection", lambda w: _url("inspection_new"), {"inspector", "bureau_admin"}),
+    Row("inspection_export", "the inspections as XLSX", lambda w: _url("inspection_export"), SCHOOL_ADMINS_AND_COUNTY),
+    Row(
+        "inspection_detail",
+        "an inspection of the school",
+        lambda w: _url("inspection_detail", _inspection(w).public_id),
+        OVERSIGHT_ADMINS,
+    ),
+    Row(
+        "rectification_report",
+        "reporting a rectification",
+        lambda w: _url("rectification_report", _inspection(w).public_id),
+        SCHOOL_ADMIN,
+        ok=302,
+        method="post",
+        data={"text": "已整改。"},
+    ),
+    Row(
+        "rectification_decide",
+        "accepting a rectification",
+        lambda w: _url("rectification_decide", _inspection(w).public_id),
+        {"inspector", "bureau_admin"},
+        ok=302,
+        method="post",
+        data={"decision": "accept"},
+    ),
+    Row("case_gallery", "the chosen cases", lambda w: _url("case_gallery"), set(ROLES)),
+    Row("case_selection", "the selection", lambda w: _url("case_selection"), SCHOOL_ADMINS_AND_COUNTY),
+    Row(
+        "case_nominate",
+        "nominating a visit",
+        lambda w: _url("case_nominate", _phase_visit(w).public_id),
+        SCHOOL_ADMIN,
+        ok=302,
+        method="post",
+        data={"reason": "记录细致"},
+    ),
+    Row("case_detail", "a nominated case", lambda w: _url("case_detail", _case(w).public_id), OVERSIGHT_ADMINS),
+    Row(
+        "case_advance",
+        "shortlisting a case",
+        lambda w: _url("case_advance", _case(w).public_id),
+        {"bureau_admin"},
+        ok=302,
+        method="post",
+        data={"status": "shortlisted"},
+    ),
+    Row("target_list", "the targets", lambda w: _url("target_list"), {"inspector", "bureau_admin"}),
+    Row(
+        "target_delete",
+        "removing a zone's target",
+        lambda w: _url("target_delete", _target(w).pk),
+        {"bureau_admin"},
+        ok=302,
+        method="post",
+    ),
+    Row(
+        "rectification_file",
+        "a photo of a rectification",
+        lambda w: _url("rectification_file", _rectification_file(w).public_id),
+        OVERSIGHT_ADMINS,
+    ),
+]
 
 
 CASES = [pytest.param(row, role, id=f"{row.name}[{row.what}]-{role}") for row in MATRIX for role in ROLES]
@@ -524,7 +933,8 @@ def test_each_role_gets_what_the_design_gives_and_a_404_is_logged(world, login, 
     before_count = denied.count()
     before = timezone.now()
 
-    response = getattr(login(user), row.method)(url, row.data, REMOTE_ADDR=CLIENT_IP)
+    data = row.data(world) if callable(row.data) else row.data
+    response = getattr(login(user), row.method)(url, data, REMOTE_ADDR=CLIENT_IP)
 
     after = timezone.now()
     assert response.status_code == expected, f"{role} on {row.name} ({row.what})"

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -21,6 +22,7 @@ from django.utils import timezone
 from ledgers.models import WHOLE_CAMPAIGN, Level, TeacherStatistics, UnitStatistics, UnitStatisticsDay, rate
 from ledgers.statistics import statistics_compute, statistics_history_backfill
 from schools.models import SCHOOL_ROLES, Campaign, Phase, Role, School, SchoolClass, SchoolYear, User
+from schools.services import account_school_change
 from students.models import FOCUS_CATEGORIES, SPECIAL_CATEGORIES, Category, Student, StudentCategory
 from tests import factories
 from visits.models import Method, SafetyReport, Suggestion, Visit
@@ -39,9 +41,8 @@ def _at(day: datetime.date, hour: int = 17) -> datetime.datetime:
     return datetime.datetime.combine(day, datetime.time(hour), tzinfo=SHANGHAI)
 
 
-def build_county(seed: int, *, schools: int = 4) -> dict:
-    """A random county; returns the campaign and its phases."""
-    rng = random.Random(seed)
+def build_campaign() -> tuple:
+    """The 2026 campaign: plan, first round, review (after the summer), revisit round."""
     year, _ = SchoolYear.objects.get_or_create(
         name="2026-2027", defaults={"start": datetime.date(2026, 8, 1), "end": datetime.date(2027, 7, 31)}
     )
@@ -55,6 +56,13 @@ def build_county(seed: int, *, schools: int = 4) -> dict:
             (Phase.Kind.REVISIT, datetime.date(2026, 10, 1), datetime.date(2026, 11, 30)),
         )
     }
+    return year, campaign, phases
+
+
+def build_county(seed: int, *, schools: int = 4) -> dict:
+    """A random county; returns the campaign and its phases."""
+    rng = random.Random(seed)
+    year, campaign, phases = build_campaign()
     zones = [factories.ZoneFactory(code=f"Z{seed}{i}", name=f"片区{seed}-{i}") for i in range(2)]
     all_schools = []
     for s in range(schools):
@@ -127,11 +135,11 @@ def build_county(seed: int, *, schools: int = 4) -> dict:
                 status=SafetyReport.Status.OVERDUE if rng.random() < 0.6 else SafetyReport.Status.RETURNED,
                 overdue_notified_at=start + datetime.timedelta(minutes=95) if rng.random() < 0.6 else None,
             )
-    # A teacher who visited in the first school has since moved to the last one.
-    mover = User.objects.filter(school=all_schools[0], role=Role.TEACHER, is_active=True).first()
+    # A teacher who visited in the first school has since moved to the last one (through the
+    # service: their head-teacher and teaching assignments at the first school end).
+    mover = User.objects.filter(school__in=all_schools[:1], role=Role.TEACHER, is_active=True).first()
     if mover and len(all_schools) > 1:
-        mover.school = all_schools[-1]
-        mover.save()
+        account_school_change(user=mover, school=all_schools[-1], acting_user=mover)
     return {"campaign": campaign, "phases": phases}
 
 
@@ -148,7 +156,15 @@ def in_force(student: Student) -> set[str]:
 
 def expected_rows(campaign, phases) -> dict[tuple[str, str, int], dict]:
     """Every row's figures, counted one object at a time."""
-    periods = {WHOLE_CAMPAIGN: set(phases.values())} | {kind: {phase} for kind, phase in phases.items()}
+    phases = {p.kind: p for p in Phase.objects.filter(campaign=campaign)}  # as edited since
+    # A period is a range of local days: a phase's dates, or the whole campaign from the first
+    # phase's start to the last one's end, the days between phases included (DESIGN §1, §7).
+    periods = {WHOLE_CAMPAIGN: (min(p.start for p in phases.values()), max(p.end for p in phases.values()))}
+    periods |= {kind: (phase.start, phase.end) for kind, phase in phases.items()}
+
+    def day_of(visit) -> datetime.date:
+        return timezone.localtime(visit.visited_at).date()
+
     students = list(Student.objects.filter(status=Student.Status.ACTIVE))
     categories = {s.pk: in_force(s) for s in students}
     submitted = list(Visit.objects.filter(status=Visit.Status.SUBMITTED).prefetch_related("students", "companions"))
@@ -188,8 +204,8 @@ def expected_rows(campaign, phases) -> dict[tuple[str, str, int], dict]:
             assigned = set(unit.assignments.values_list("teacher_id", flat=True))
             unit_staff = {pk for pk in heads | assigned if any(u.pk == pk for u in staff)}
         ids = {s.pk for s in unit_students}
-        for code, period_phases in periods.items():
-            visits_in = [v for v in submitted if v.phase in period_phases]
+        for code, (first, last) in periods.items():
+            visits_in = [v for v in submitted if first <= day_of(v) <= last]
             visited = {s.pk for v in visits_in for s in v.students.all()} & ids
             revisit = code == Phase.Kind.REVISIT
             required = {pk for pk in ids if categories[pk] & (FOCUS | SPECIAL)} if revisit else ids
@@ -222,23 +238,21 @@ def expected_rows(campaign, phases) -> dict[tuple[str, str, int], dict]:
             }
             if level == Level.SCHOOL:
                 figures["open_feedback"] = Suggestion.objects.filter(to_school=True, visit__in=unit_visits).count()
-                starts = [p.start for p in period_phases]
-                ends = [p.end for p in period_phases]
                 figures["overdue_safety_reports"] = sum(
                     1
                     for r in SafetyReport.objects.filter(school=unit, overdue_notified_at__isnull=False)
-                    if starts and min(starts) <= timezone.localtime(r.planned_start).date() <= max(ends)
+                    if first <= timezone.localtime(r.planned_start).date() <= last
                 )
             rows[(level, code, unit_id)] = figures
     # Zones and the county: straight from the objects again, not summed from the school rows.
-    for code, period_phases in periods.items():
+    for code, (first, last) in periods.items():
         for zone_id in set(School.objects.values_list("zone_id", flat=True)):
             rows[(Level.ZONE, code, zone_id)] = _sum_by(
                 rows, code, {s.pk for s in School.objects.filter(zone_id=zone_id)}
             )
         rows[(Level.COUNTY, code, 0)] = _sum_by(rows, code, set(School.objects.values_list("pk", flat=True)))
         # Distinct teachers over the zone, counted from the visits themselves.
-        visits_in = [v for v in submitted if v.phase in period_phases]
+        visits_in = [v for v in submitted if first <= day_of(v) <= last]
         everyone = {pk for v in visits_in for pk in people(v)} & {u.pk for u in staff}
         assert rows[(Level.COUNTY, code, 0)]["teachers_participating"] == len(everyone)
     return rows
@@ -257,6 +271,13 @@ def _sum_by(rows, code, school_ids) -> dict:
                 else:
                     total[name] += value
     return dict(total)
+
+
+def in_campaign(campaign) -> set[int]:
+    """Ids of the visits dated from the first phase's start to the last phase's end (local days)."""
+    phases = list(Phase.objects.filter(campaign=campaign))
+    first, last = min(p.start for p in phases), max(p.end for p in phases)
+    return {v.pk for v in Visit.objects.all() if first <= timezone.localtime(v.visited_at).date() <= last}
 
 
 def stored(level, code, unit_id) -> UnitStatistics:
@@ -365,7 +386,7 @@ def test_the_teacher_figures_count_their_own_students_and_records():
                 "pk", flat=True
             )
         )
-        took_part = Visit.objects.filter(status=Visit.Status.SUBMITTED, phase__campaign=campaign).filter(
+        took_part = Visit.objects.filter(status=Visit.Status.SUBMITTED, pk__in=in_campaign(campaign)).filter(
             pk__in=set(teacher.led_visits.values_list("pk", flat=True))
             | set(teacher.joined_visits.values_list("pk", flat=True))
         )
@@ -416,7 +437,7 @@ def test_the_history_backfill_counts_only_the_visits_made_by_each_day():
 
     before = [
         v
-        for v in Visit.objects.filter(status=Visit.Status.SUBMITTED, phase__campaign=campaign)
+        for v in Visit.objects.filter(status=Visit.Status.SUBMITTED, pk__in=in_campaign(campaign))
         if timezone.localtime(v.visited_at).date() <= day
     ]
     active = set(Student.objects.filter(status=Student.Status.ACTIVE).values_list("pk", flat=True))
@@ -427,3 +448,169 @@ def test_the_history_backfill_counts_only_the_visits_made_by_each_day():
     assert (row.students_visited, row.students_required) == (len(visited), len(active))
     assert (row.teachers_participating, row.staff_total) == (len(took_part), len(staff))
     assert UnitStatisticsDay.objects.filter(day=day, level=Level.SCHOOL).count() == 3
+
+
+# --- the cases of issue 8: the campaign changes under filed visits ---------------------------------
+
+
+def small_county() -> dict:
+    """School A: class A1 (head T1, teacher T3; students a1, a2) and class A2 (head T2; student b1);
+    school B. Visits filed as a teacher files them (the phase stored at submission):
+    T1 → a1 on 15 June and T2 → a2 on 25 June (first round); T3 → b1 on 10 July (between phases).
+    T2 heads A2 but visited only a student of A1; T3 teaches A1 but visited only a student of A2."""
+    from visits.services import phase_on
+
+    year, campaign, phases = build_campaign()
+    county = {"campaign": campaign, "phases": phases}
+    zone = factories.ZoneFactory(code="ZS", name="小片区")
+    school_a = factories.SchoolFactory(zone=zone, name="甲校", code="SA")
+    school_b = factories.SchoolFactory(zone=zone, name="乙校", code="SB")
+    t1, t2, t3 = (factories.UserFactory(school=school_a, real_name=name) for name in ("T1", "T2", "T3"))
+    factories.UserFactory(school=school_b)
+    a1_class = factories.SchoolClassFactory(school=school_a, school_year=year, grade=3, number=1, head_teacher=t1)
+    a2_class = factories.SchoolClassFactory(school=school_a, school_year=year, grade=3, number=2, head_teacher=t2)
+    factories.TeachingAssignmentFactory(teacher=t3, school_class=a1_class)
+    a1, a2 = factories.StudentFactory(school_class=a1_class), factories.StudentFactory(school_class=a1_class)
+    b1 = factories.StudentFactory(school_class=a2_class)
+    for teacher, student, day in (
+        (t1, a1, datetime.date(2026, 6, 15)),
+        (t2, a2, datetime.date(2026, 6, 25)),
+        (t3, b1, datetime.date(2026, 7, 10)),
+    ):
+        visit = Visit.objects.create(
+            school=school_a,
+            lead_teacher=teacher,
+            visited_at=_at(day),
+            phase=phase_on(day),
+            method=Method.PHONE,
+            status=Visit.Status.SUBMITTED,
+        )
+        visit.students.set([student])
+    return {**county, "a": school_a, "b": school_b, "a1": a1_class, "a2": a2_class, "t1": t1}
+
+
+def figures(level, code, unit_id) -> tuple[int, int, int, int]:
+    """(参与家访教师数量, staff, 已走访人数, 家访学生数量) of a stored row."""
+    row = stored(level, code, unit_id)
+    return (row.teachers_participating, row.staff_total, row.students_visited, row.students_required)
+
+
+@time_machine.travel(NOW, tick=False)
+def test_visits_between_phases_count_in_the_whole_campaign_and_in_no_phase():
+    county = small_county()
+    statistics_compute(campaign=county["campaign"])
+
+    a = county["a"].pk
+    assert figures(Level.SCHOOL, WHOLE_CAMPAIGN, a) == (3, 3, 3, 3)  # the July visit counts in 全年
+    assert figures(Level.SCHOOL, Phase.Kind.FULL_ROUND, a) == (2, 3, 2, 3)
+    assert figures(Level.SCHOOL, Phase.Kind.REVIEW, a) == (0, 3, 0, 3)  # July is in no phase
+    assert_every_row_matches(expected_rows(county["campaign"], county["phases"]))
+
+
+@time_machine.travel(NOW, tick=False)
+def test_moving_a_phase_s_dates_moves_the_visits_already_filed_and_their_figures():
+    from visits.services import phase_dates_update
+
+    county = small_county()
+    campaign, a = county["campaign"], county["a"].pk
+    statistics_compute(campaign=campaign)
+    assert figures(Level.SCHOOL, Phase.Kind.FULL_ROUND, a) == (2, 3, 2, 3)
+    full_round = county["phases"][Phase.Kind.FULL_ROUND]
+
+    phase_dates_update(
+        phase=full_round, start=full_round.start, end=datetime.date(2026, 7, 10), acting_user=county["t1"]
+    )
+    assert School.objects.filter(statistics_stale_since__isnull=True).count() == 0  # every school asked for
+    statistics_compute(campaign=campaign)
+
+    assert figures(Level.SCHOOL, Phase.Kind.FULL_ROUND, a) == (3, 3, 3, 3)  # the 10 July visit moved in
+    assert figures(Level.COUNTY, Phase.Kind.FULL_ROUND, 0)[:3] == (3, 4, 3)
+    assert Visit.objects.filter(phase=full_round).count() == 3  # the stored phase follows for the lists
+    assert_every_row_matches(expected_rows(campaign, county["phases"]))
+
+    # Shrinking it again moves them out; dates that overlap another phase change nothing.
+    phase_dates_update(
+        phase=full_round, start=full_round.start, end=datetime.date(2026, 6, 20), acting_user=county["t1"]
+    )
+    with pytest.raises(ValidationError):
+        phase_dates_update(
+            phase=full_round, start=full_round.start, end=datetime.date(2026, 8, 5), acting_user=county["t1"]
+        )
+    statistics_compute(campaign=campaign)
+    assert figures(Level.SCHOOL, Phase.Kind.FULL_ROUND, a) == (1, 3, 1, 3)
+    assert Phase.objects.get(pk=full_round.pk).end == datetime.date(2026, 6, 20)
+    assert_every_row_matches(expected_rows(campaign, county["phases"]))
+
+
+@time_machine.travel(NOW, tick=False)
+def test_a_class_counts_only_its_own_teachers_who_visited_its_own_students():
+    county = small_county()
+    statistics_compute(campaign=county["campaign"])
+
+    # A1's staff are T1 and T3; T3 visited only A2's student: only T1 counts.
+    assert figures(Level.CLASS, WHOLE_CAMPAIGN, county["a1"].pk) == (1, 2, 2, 2)
+    # A2's only teacher, T2, visited only A1's student: none of its teachers took part, though its
+    # student was visited (by T3, who is not A2's teacher).
+    assert figures(Level.CLASS, WHOLE_CAMPAIGN, county["a2"].pk) == (0, 1, 1, 1)
+    assert_every_row_matches(expected_rows(county["campaign"], county["phases"]))
+
+
+@time_machine.travel(NOW, tick=False)
+def test_a_teacher_moved_to_another_school_leaves_the_old_classes_and_counts_in_the_new_school():
+    county = small_county()
+    campaign, t1 = county["campaign"], county["t1"]
+    statistics_compute(campaign=campaign)
+    assert figures(Level.CLASS, WHOLE_CAMPAIGN, county["a1"].pk) == (1, 2, 2, 2)
+
+    account_school_change(user=t1, school=county["b"], acting_user=t1)
+    statistics_compute(campaign=campaign)
+
+    assert SchoolClass.objects.get(pk=county["a1"].pk).head_teacher is None
+    assert figures(Level.CLASS, WHOLE_CAMPAIGN, county["a1"].pk) == (0, 1, 2, 2)  # T3 only: visited elsewhere
+    assert figures(Level.SCHOOL, WHOLE_CAMPAIGN, county["a"].pk) == (2, 2, 3, 3)
+    assert figures(Level.SCHOOL, WHOLE_CAMPAIGN, county["b"].pk) == (1, 2, 0, 0)  # T1 took part this campaign
+    assert_every_row_matches(expected_rows(campaign, county["phases"]))
+
+
+# --- one rule, one place: 「我的学生」 and the statistics count the same students ----------------
+
+
+@pytest.mark.parametrize("seed", [81, 82, 83])
+@pytest.mark.parametrize(
+    "day",
+    [
+        datetime.datetime(2026, 6, 20, 21, 0, tzinfo=SHANGHAI),  # first round: the whole campaign counts
+        datetime.datetime(2026, 7, 10, 21, 0, tzinfo=SHANGHAI),  # between phases
+        NOW,  # revisit round: the round itself for focus and special students
+    ],
+)
+def test_the_my_students_status_marks_visited_exactly_the_students_the_class_row_counts(seed, day):
+    from visits.selectors import Period, VisitStatus, student_statuses
+
+    with time_machine.travel(NOW, tick=False):
+        county = build_county(seed)
+    with time_machine.travel(day, tick=False):
+        statistics_compute(campaign=county["campaign"])
+        period = Period.on(day.date())
+        revisit_round = period.phase is not None and period.phase.kind == Phase.Kind.REVISIT
+        for school_class in SchoolClass.objects.all():
+            students = list(
+                Student.objects.filter(school_class=school_class, status=Student.Status.ACTIVE).prefetch_related(
+                    "categories"
+                )
+            )
+            rows = student_statuses(students, period=period)
+            required = [r for r in rows if set(r.categories) & (FOCUS | SPECIAL)] if revisit_round else rows
+            row = stored(Level.CLASS, period.phase.kind if revisit_round else WHOLE_CAMPAIGN, school_class.pk)
+
+            assert sum(r.visited for r in required) == row.students_visited, school_class
+            assert len(required) == row.students_required
+            assert sum(r.is_special and r.in_home >= 2 for r in rows) == row.special_meeting_rule
+            for r in rows:  # the label says what ``visited`` says, unless a special student needs more
+                assert r.status == (
+                    VisitStatus.NEEDS_REVISIT
+                    if r.is_special and r.visits and r.in_home < 2
+                    else VisitStatus.VISITED
+                    if r.visited
+                    else VisitStatus.NOT_VISITED
+                )

@@ -354,6 +354,9 @@ def test_the_definitions_are_a_note_under_the_table(sheets, world, login):
     ):
         assert any(words in note for note in notes), words
     assert any("显示「—」" in note for note in notes)
+    # What each level counts (DESIGN §7): the whole campaign's days, and the class's own teachers.
+    assert any("含阶段之间的日子" in note for note in notes)
+    assert any("班级为本班班主任和任课教师中" in note and "不计入本班" in note for note in notes)
     assert all(f"A{r}:G{r}" in {str(m) for m in ws.merged_cells.ranges} for r in range(total_row + 2, total_row + 4))
 
 
@@ -567,7 +570,7 @@ def test_the_exports_queries_do_not_grow_with_the_units_and_never_read_visits(
 ):
     client = login(world.bureau_admin)
     params = {"detail": "schools"}
-    with django_assert_max_num_queries(8) as small:  # session, user, campaign, phases, 2 rows, units, audit
+    with django_assert_max_num_queries(9) as small:  # session, user, campaign, phases, 2 rows, units, feedback, audit
         download(client, **params)
     for index in range(40):
         stats(

@@ -28,7 +28,7 @@ from django.utils import timezone
 from schools.bulk import rows_write
 from schools.models import Campaign, Phase, Role, School, SchoolClass, TeachingAssignment, User
 from students.models import FOCUS_CATEGORIES, SPECIAL_CATEGORIES, Guardian, Student, StudentCategory
-from visits.models import Content, Method, SafetyReport, Suggestion, Visit
+from visits.models import Content, FeedbackStatus, Method, SafetyReport, Suggestion, Visit
 from visits.safety import safety_reports_mark_overdue
 
 BATCH_SIZE = 2000
@@ -363,7 +363,16 @@ class _Writer:
             ],
         )
         suggestions = [
-            Suggestion(visit_id=row.pk, text=text, reply=reply, to_school=to_school)
+            Suggestion(
+                visit_id=row.pk,
+                school_id=row.school_id,
+                text=text,
+                reply=reply,
+                to_school=to_school,
+                raised_on=timezone.localdate(row.visited_at),
+                status=FeedbackStatus.OPEN if to_school else FeedbackStatus.ON_SITE,
+                visit_submitted=row.status == Visit.Status.SUBMITTED,
+            )
             for row, _, _, items, _ in self.visits
             for text, reply, to_school in items
         ]

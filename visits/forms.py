@@ -5,10 +5,11 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from schools.models import User
+from schools.models import Campaign, User
 from students.models import Student
 from visits.attachments import PreparedFile, attachment_prepare
 from visits.models import Content, Method, Visit
+from visits.periods import campaign_span_text
 from visits.services import FUTURE_TOLERANCE, SUGGESTIONS_MAX, VisitData
 
 DATETIME_INPUT = "%Y-%m-%dT%H:%M"
@@ -75,6 +76,9 @@ class VisitForm(forms.Form):
         widget=MultipleFileInput(attrs={"accept": "image/jpeg,image/png,image/heic,image/heif,application/pdf"}),
     )
     version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+    # Rendered by the server when a new record's form is shown (visits.views.records.visit_create);
+    # posted back unchanged, also by the offline copy in the browser: see visit_submit.
+    submission_key = forms.UUIDField(widget=forms.HiddenInput, required=False)
 
     def __init__(self, *args, user: User, visit: Visit | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -92,6 +96,7 @@ class VisitForm(forms.Form):
             User.objects.filter(school_id=school_id, is_active=True).exclude(pk=lead_id).order_by("real_name")
         )
         self.existing_attachments = visit.attachments.count() if visit else 0
+        self.fields["visited_at"].help_text = campaign_span_text(Campaign.current())
 
     def clean_visited_at(self):
         visited_at = self.cleaned_data["visited_at"]
@@ -132,9 +137,12 @@ class VisitForm(forms.Form):
 
 
 class SuggestionForm(forms.Form):
+    # The item's id when the row shows an existing item: it is updated in place (visits.feedback).
+    id = forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=1)
     text = forms.CharField(label="家长意见建议", max_length=500, required=False)
     reply = forms.CharField(label="现场答复", max_length=500, required=False)
     to_school = forms.BooleanField(label="提交学校处理", required=False)
+    withdraw_reason = forms.CharField(label="撤回原因", max_length=300, required=False)
 
 
 # absolute_max caps what a forged TOTAL_FORMS can make the server build (Django's default is 1000).
@@ -144,10 +152,34 @@ SuggestionFormSet = forms.formset_factory(
 
 
 def suggestions_from(formset) -> list[dict]:
-    """The filled-in suggestion rows; blank rows are the spare ones a phone form offers."""
+    """The filled-in suggestion rows; blank rows are the spare ones a phone form offers (a row of an
+    existing item emptied by its author removes that item, if the school has not started on it)."""
     items = []
     for form in formset:
         data = form.cleaned_data
-        if data.get("text") or data.get("reply"):
-            items.append({"text": data["text"], "reply": data["reply"], "to_school": data["to_school"]})
+        if data.get("text") or data.get("reply") or data.get("withdraw_reason"):
+            items.append(
+                {
+                    "id": data.get("id"),
+                    "text": data["text"],
+                    "reply": data["reply"],
+                    "to_school": data["to_school"],
+                    "withdraw_reason": data.get("withdraw_reason", ""),
+                }
+            )
     return items
+
+
+def suggestion_initial(item) -> dict:
+    """A stored item as a row of the formset, with what the template needs to show it read-only
+    once the school is handling it."""
+    return {
+        "id": item.pk,
+        "text": item.text,
+        "reply": item.reply,
+        "to_school": item.to_school,
+        "withdraw_reason": item.withdrawn_reason,
+        "handled": item.is_handled or item.status == "withdrawn",
+        "status_label": item.get_status_display(),
+        "withdrawn": item.status == "withdrawn",
+    }

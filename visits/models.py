@@ -64,6 +64,8 @@ class Visit(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", _("草稿")
         SUBMITTED = "submitted", _("已提交")
+        # Sent back by the school's review (审核, DESIGN §6): counts as not submitted until resubmitted.
+        RETURNED = "returned", _("已退回")
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     school = models.ForeignKey(School, verbose_name=_("学校"), on_delete=models.PROTECT, related_name="visits")
@@ -94,6 +96,10 @@ class Visit(models.Model):
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
     updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
     submitted_at = models.DateTimeField(_("提交时间"), null=True, blank=True)
+    # The key the form was rendered with (visits.services.visit_submit's ``submission_key``): a
+    # repeat of the same submission — a double tap, a resend — finds this record instead of
+    # making a second one. Empty for records made without a form key.
+    submission_key = models.UUIDField(_("提交键"), null=True, blank=True, unique=True, editable=False)
 
     objects = VisitQuerySet.as_manager()
 
@@ -104,10 +110,25 @@ class Visit(models.Model):
         indexes = [
             models.Index(fields=["school", "status", "visited_at"]),
             models.Index(fields=["lead_teacher", "status"]),
+            # The statistics' working set (ledgers.statistics): submitted visits by date with the few
+            # columns it reads, so PostgreSQL reads it from the index, never the wide rows.
+            models.Index(
+                fields=["visited_at"],
+                include=["school", "lead_teacher", "method"],
+                condition=Q(status="submitted"),
+                name="visit_submitted_by_date",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.visited_at:%Y-%m-%d} {self.get_method_display()}"
+
+    def can_edit(self, user) -> bool:
+        """The one rule for who may change a record (DESIGN §2, §4): its lead teacher, and the
+        admins of its school. Reach the visit through ``visible_to`` first; this narrows further."""
+        if not user.is_authenticated or not user.is_active:
+            return False
+        return self.lead_teacher_id == user.pk or (user.role == Role.SCHOOL_ADMIN and self.school_id == user.school_id)
 
     @property
     def is_in_home(self) -> bool:
@@ -117,25 +138,242 @@ class Visit(models.Model):
     def is_submitted(self) -> bool:
         return self.status == self.Status.SUBMITTED
 
+    @property
+    def is_returned(self) -> bool:
+        return self.status == self.Status.RETURNED
+
+    @property
+    def is_filed(self) -> bool:
+        """Submitted at least once (submitted now, or sent back by the review): its changes are kept."""
+        return self.status in (self.Status.SUBMITTED, self.Status.RETURNED)
+
     def content_labels(self) -> list[str]:
         return [Content(code).label for code in Content.values if code in self.contents]
 
 
-class Suggestion(models.Model):
-    """One opinion or suggestion of the family (家校沟通表), replied on site or passed to the school."""
+class FeedbackCategory(models.TextChoices):
+    """The feedback ledger's problem categories (问题反馈台账, DESIGN §6)."""
 
+    TEACHING = "teaching", _("教学")
+    MANAGEMENT = "management", _("管理")
+    SAFETY = "safety", _("安全")
+    FEES = "fees", _("收费")
+    MEALS = "meals", _("饮食")
+    TRANSPORT = "transport", _("交通")
+    MENTAL_HEALTH = "mental_health", _("心理健康")
+    PARENTING = "parenting", _("家庭教育")
+    OTHER = "other", _("其他")
+
+
+class FeedbackNature(models.TextChoices):
+    COMMON = "common", _("共性")
+    INDIVIDUAL = "individual", _("个性")
+
+
+class FeedbackStatus(models.TextChoices):
+    """An item's status. Open (未办结) are 待处理, 处理中 and 上报教育局; 现场答复 and 已解决 are done;
+    已撤回 is an item the teacher withdrew from the visit with a reason, kept in the ledger."""
+
+    ON_SITE = "on_site", _("现场答复")
+    OPEN = "open", _("待处理")
+    IN_PROGRESS = "in_progress", _("处理中")
+    RESOLVED = "resolved", _("已解决")
+    ESCALATED = "escalated", _("上报教育局")
+    WITHDRAWN = "withdrawn", _("已撤回")
+
+
+OPEN_FEEDBACK_STATUSES = (FeedbackStatus.OPEN, FeedbackStatus.IN_PROGRESS, FeedbackStatus.ESCALATED)
+# Ageing flags of an open item, in days since the visit that raised it (issue 11).
+FEEDBACK_AGE_WARNING_DAYS = 7
+FEEDBACK_AGE_OVERDUE_DAYS = 30
+
+
+class ReplyMethod(models.TextChoices):
+    IN_PERSON = "in_person", _("当面答复")
+    PHONE = "phone", _("电话答复")
+    WECHAT = "wechat", _("微信答复")
+    WRITTEN = "written", _("书面答复")
+    MEETING = "meeting", _("家长会答复")
+
+
+class SuggestionQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "SuggestionQuerySet":
+        """The feedback ledger (DESIGN §2, §6): a school admin the school's items, a zone admin the
+        zone's, inspectors and the bureau every school's. Only items of submitted visits are in the
+        ledger; teachers read theirs on the visit record, not here."""
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        items = self.filter(visit_submitted=True)
+        if user.role == Role.SCHOOL_ADMIN and user.school_id:
+            return items.filter(school_id=user.school_id)
+        if user.role in BUREAU_ROLES:
+            return items
+        if user.role == Role.ZONE_ADMIN and user.zone_id:
+            return items.filter(school__zone_id=user.zone_id)
+        return self.none()
+
+    def open(self) -> "SuggestionQuerySet":
+        return self.filter(status__in=OPEN_FEEDBACK_STATUSES)
+
+
+class Suggestion(models.Model):
+    """One opinion or suggestion of the family (家校沟通表), replied on site or passed to the school:
+    an item of the feedback ledger (问题反馈台账, DESIGN §6). An item keeps its identity for ever:
+    correcting the visit updates it in place; one the school is handling is withdrawn, never deleted.
+    ``text`` is the family's words: the school's triage never changes it."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     visit = models.ForeignKey(Visit, verbose_name=_("家访记录"), on_delete=models.CASCADE, related_name="suggestions")
+    school = models.ForeignKey(
+        School, verbose_name=_("学校"), null=True, on_delete=models.PROTECT, related_name="feedback_items"
+    )
     text = models.CharField(_("家长意见建议"), max_length=500)
     reply = models.CharField(_("现场答复"), max_length=500, blank=True)
     to_school = models.BooleanField(_("提交学校处理"), default=False)
+    raised_on = models.DateField(_("提出日期"), null=True, blank=True)
+    # A copy of "the visit is submitted", kept by the visit service: the ledger and the statistics
+    # read items without joining the visit table (DESIGN §7: no figure scans the visits).
+    visit_submitted = models.BooleanField(_("记录已提交"), default=False, editable=False)
+    status = models.CharField(_("状态"), max_length=12, choices=FeedbackStatus.choices, default=FeedbackStatus.ON_SITE)
+    category = models.CharField(_("问题类别"), max_length=16, choices=FeedbackCategory.choices, blank=True)
+    nature = models.CharField(_("问题性质"), max_length=12, choices=FeedbackNature.choices, blank=True)
+    handler = models.ForeignKey(
+        User, verbose_name=_("经办人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    issue = models.ForeignKey(
+        "FeedbackIssue",
+        verbose_name=_("共性问题"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="items",
+    )
+    family_reply = models.CharField(_("答复家长"), max_length=1000, blank=True)
+    reply_method = models.CharField(_("答复方式"), max_length=12, choices=ReplyMethod.choices, blank=True)
+    replied_on = models.DateField(_("答复日期"), null=True, blank=True)
+    resolved_on = models.DateField(_("办结日期"), null=True, blank=True)
+    escalation_note = models.CharField(_("上报说明"), max_length=1000, blank=True)
+    escalated_at = models.DateTimeField(_("上报时间"), null=True, blank=True)
+    bureau_reply = models.CharField(_("教育局答复"), max_length=1000, blank=True)
+    bureau_replied_by = models.ForeignKey(
+        User, verbose_name=_("教育局答复人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    bureau_replied_at = models.DateTimeField(_("教育局答复时间"), null=True, blank=True)
+    withdrawn_reason = models.CharField(_("撤回原因"), max_length=300, blank=True)
+    withdrawn_at = models.DateTimeField(_("撤回时间"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+
+    objects = SuggestionQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("家长意见建议")
         verbose_name_plural = _("家长意见建议")
         ordering = ["id"]
+        indexes = [
+            models.Index(fields=["school", "status", "raised_on"]),
+            models.Index(fields=["status", "category"]),
+        ]
 
     def __str__(self) -> str:
         return self.text[:30]
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_FEEDBACK_STATUSES
+
+    @property
+    def is_handled(self) -> bool:
+        """The school has started on it: triaged, grouped, replied, escalated or closed. Such an
+        item cannot be removed from its visit, only withdrawn with a reason."""
+        return bool(
+            self.status not in (FeedbackStatus.ON_SITE, FeedbackStatus.OPEN)
+            or self.handler_id
+            or self.issue_id
+            or self.category
+            or self.family_reply
+        )
+
+    def age_days(self, today: datetime.date | None = None) -> int | None:
+        if self.raised_on is None:
+            return None
+        return ((today or timezone.localdate()) - self.raised_on).days
+
+    @property
+    def age_flag(self) -> str:
+        """「超 30 天」, 「超 7 天」 or "" for an open item (done items do not age)."""
+        age = self.age_days()
+        if not self.is_open or age is None:
+            return ""
+        if age > FEEDBACK_AGE_OVERDUE_DAYS:
+            return f"超{FEEDBACK_AGE_OVERDUE_DAYS}天"
+        if age > FEEDBACK_AGE_WARNING_DAYS:
+            return f"超{FEEDBACK_AGE_WARNING_DAYS}天"
+        return ""
+
+
+class FeedbackIssueQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "FeedbackIssueQuerySet":
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        if user.role == Role.SCHOOL_ADMIN and user.school_id:
+            return self.filter(school_id=user.school_id)
+        if user.role in BUREAU_ROLES:
+            return self.all()
+        if user.role == Role.ZONE_ADMIN and user.zone_id:
+            return self.filter(school__zone_id=user.zone_id)
+        return self.none()
+
+
+class FeedbackIssue(models.Model):
+    """A common problem (共性问题) of one school, e.g. 「校门口接送拥堵」: items are grouped under it and
+    resolved once, together."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("处理中")
+        RESOLVED = "resolved", _("已解决")
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    school = models.ForeignKey(School, verbose_name=_("学校"), on_delete=models.PROTECT, related_name="feedback_issues")
+    title = models.CharField(_("问题"), max_length=100)
+    category = models.CharField(_("问题类别"), max_length=16, choices=FeedbackCategory.choices)
+    status = models.CharField(_("状态"), max_length=10, choices=Status.choices, default=Status.OPEN)
+    handler = models.ForeignKey(
+        User, verbose_name=_("经办人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolution = models.CharField(_("处理结果（答复家长）"), max_length=1000, blank=True)
+    reply_method = models.CharField(_("答复方式"), max_length=12, choices=ReplyMethod.choices, blank=True)
+    created_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(_("建立时间"), default=timezone.now)
+    resolved_on = models.DateField(_("解决日期"), null=True, blank=True)
+
+    objects = FeedbackIssueQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("共性问题")
+        verbose_name_plural = _("共性问题")
+        ordering = ["status", "-created_at"]
+        constraints = [models.UniqueConstraint(fields=["school", "title"], name="unique_feedback_issue_title")]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class FeedbackChange(models.Model):
+    """One change to a feedback item: who, when, what (field label → [before, after]) and a note."""
+
+    item = models.ForeignKey(Suggestion, verbose_name=_("意见"), on_delete=models.CASCADE, related_name="changes")
+    changed_by = models.ForeignKey(User, verbose_name=_("操作人"), null=True, on_delete=models.SET_NULL)
+    changed_at = models.DateTimeField(_("时间"), default=timezone.now)
+    action = models.CharField(_("操作"), max_length=20)
+    changes = models.JSONField(_("修改内容"), default=dict)
+
+    class Meta:
+        verbose_name = _("意见处理记录")
+        verbose_name_plural = _("意见处理记录")
+        ordering = ["changed_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.changed_at:%Y-%m-%d %H:%M} {self.action}"
 
 
 class AttachmentQuerySet(models.QuerySet):
@@ -247,6 +485,8 @@ class SafetyReport(models.Model):
     closed_at = models.DateTimeField(_("关闭时间"), null=True, blank=True)
     close_reason = models.CharField(_("关闭原因"), max_length=300, blank=True)
     created_at = models.DateTimeField(_("报备时间"), auto_now_add=True)
+    # As Visit.submission_key: the key the form was rendered with; a repeat finds this report.
+    submission_key = models.UUIDField(_("提交键"), null=True, blank=True, unique=True, editable=False)
 
     objects = SafetyReportQuerySet.as_manager()
 

@@ -20,6 +20,8 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
 
 from schools.models import User
 from visits.models import GroupRobot, Notification, WebhookMessage
@@ -125,3 +127,40 @@ def dingtalk_signed_url(url: str, secret: str, *, now_ms: int | None = None) -> 
     sign = urllib.parse.quote_plus(base64.b64encode(digest))
     joiner = "&" if "?" in url else "?"
     return f"{url}{joiner}timestamp={timestamp}&sign={sign}"
+
+
+ACCOUNT_LOCKED_TITLE = "账号因多次登录失败被锁定"
+
+
+def notify_account_locked(sender, request, username, ip_address, **kwargs) -> None:
+    """django-axes' ``user_locked_out``: when an account is locked from every address (the
+    per-account rule, issue 14), tell its school's admins and the bureau admins, once per lock
+    (axes sends the signal again for every attempt refused during the lock)."""
+    from schools.accounts import PER_ACCOUNT, locked_until, lockout_rule
+    from schools.models import Role
+
+    username = str(username or "")
+    if lockout_rule(username, ip_address) != PER_ACCOUNT:
+        return
+    account = User.objects.filter(username=username).select_related("school").first()
+    bureau = list(User.objects.filter(role=Role.BUREAU_ADMIN, is_active=True))
+    school_admins = []
+    if account is not None and account.school_id:
+        school_admins = list(User.objects.filter(role=Role.SCHOOL_ADMIN, school_id=account.school_id, is_active=True))
+    from schools.privacy import redact_contacts
+
+    shown = redact_contacts(username)
+    name = f"{account.display_name}（{shown}）" if account is not None else shown
+    since = timezone.now() - settings.AXES_COOLOFF_TIME
+    if Notification.objects.filter(title=ACCOUNT_LOCKED_TITLE, body__startswith=name, created_at__gte=since).exists():
+        return
+    until = timezone.localtime(locked_until(username))
+    body = (
+        f"{name} 近 {int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)} 分钟内从多个网络地址登录失败 "
+        f"{settings.LOGIN_FAILURE_LIMIT_PER_ACCOUNT} 次以上，已锁定至 {until:%H:%M}。如非本人操作，可能有人在猜测密码；"
+        "教育局管理员可在「锁定账号」页面提前解锁。"
+    )
+    # In the app only: an account under attack is not news for a group robot.
+    notify(users=bureau, title=ACCOUNT_LOCKED_TITLE, body=body, link=reverse("locked_accounts"), robot=False)
+    if school_admins:
+        notify(users=school_admins, title=ACCOUNT_LOCKED_TITLE, body=body, robot=False)

@@ -7,6 +7,7 @@ two runs of the sweep; the sweep (a Celery beat job) only makes it durable and r
 """
 
 import datetime
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -53,15 +54,27 @@ def safety_report_create(
     planned_start: datetime.datetime,
     expected_minutes: int,
     phone: str,
+    submission_key: uuid.UUID | None = None,
 ) -> SafetyReport:
     """File a report before leaving (家访报备). ``due_at`` is fixed now, with the school's grace
-    period as it is today. The same report submitted twice in a row is stored once."""
+    period as it is today. The same report submitted twice in a row is stored once.
+
+    ``submission_key``: the key the server rendered into the form when it was shown (hidden field
+    ``submission_key``; the offline copy in the browser resends it unchanged). It is stored with
+    the report under a unique constraint: a repeat with the same key returns the report the first
+    one made and writes nothing. A key already used by another teacher raises ValidationError."""
     students = list(students)
     companions = list(companions)
     address = (address or "").strip()
     with transaction.atomic():
         # Serialises one teacher's submissions, so that a double tap cannot slip past the check below.
         teacher = User.objects.select_for_update(of=("self",)).select_related("school").get(pk=teacher.pk)
+        if submission_key is not None:
+            repeated = SafetyReport.objects.filter(submission_key=submission_key).first()
+            if repeated is not None and repeated.teacher_id != teacher.pk:
+                raise ValidationError("这份报备表已经提交过，请重新打开「家访报备」再填写。")
+            if repeated is not None:
+                return repeated
         _check_new_report(
             teacher=teacher,
             students=students,
@@ -90,6 +103,7 @@ def safety_report_create(
             expected_minutes=expected_minutes,
             phone=phone,
             due_at=planned_start + datetime.timedelta(minutes=expected_minutes + school.safety_grace_minutes),
+            submission_key=submission_key,
         )
         report.full_clean()
         report.save()

@@ -101,6 +101,10 @@ class SafetyReportForm(forms.Form):
         error_messages={"required": "请填写联系电话。", "max_length": "联系电话太长，请检查。"},
     )
 
+    # Rendered by the server when the form is shown (initial_report), posted back unchanged, also by
+    # the offline copy in the browser: see visits.safety.safety_report_create.
+    submission_key = forms.UUIDField(widget=forms.HiddenInput, required=False)
+
     def __init__(self, *args, user: User, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["students"].queryset = (
@@ -147,7 +151,12 @@ def rounded_now(step_minutes: int = 5) -> datetime.datetime:
 def initial_report(*, user: User, student: Student | None) -> dict:
     """What the form opens with: now, an hour, the teacher's phone, and, when it is opened from a
     student, that student and the roster's home address."""
-    initial = {"planned_start": rounded_now(), "expected_minutes": EXPECTED_MINUTES_DEFAULT, "phone": user.phone}
+    initial = {
+        "planned_start": rounded_now(),
+        "expected_minutes": EXPECTED_MINUTES_DEFAULT,
+        "phone": user.phone,
+        "submission_key": uuid.uuid4(),  # one report per form shown, however often it is posted
+    }
     if student is not None:
         initial["students"] = [student.public_id]
         initial["address"] = student.address

@@ -8,6 +8,7 @@ DENIED audit row of ``schools.scoping``), so that no one learns what lies outsid
 """
 
 import datetime
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -16,7 +17,21 @@ from typing import Any
 from django.core.cache import cache
 from django.core.cache.utils import make_template_fragment_key
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, Exists, F, FloatField, Func, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    F,
+    FloatField,
+    Func,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -34,10 +49,22 @@ from ledgers.selectors import (
     trend,
     unit_rows,
 )
-from schools.models import BUREAU_ROLES, AuditEvent, Campaign, InspectorAssignment, Role, School, SchoolClass, Zone
+from schools.models import (
+    BUREAU_ROLES,
+    AuditEvent,
+    Campaign,
+    CampaignTarget,
+    InspectorAssignment,
+    Role,
+    School,
+    SchoolClass,
+    Zone,
+)
+from schools.privacy import SMALL_COUNT, small_count, works_with_students
 from schools.scoping import deny, get_object_for_user, require_roles
 from schools.services import audit_event_record
-from students.models import FOCUS_CATEGORIES, Category
+from schools.targets import SOURCES, Target
+from students.models import FOCUS_CATEGORIES, SENSITIVE_CATEGORIES, Category
 
 DASHBOARD_ROLES = (Role.SCHOOL_ADMIN, Role.ZONE_ADMIN, Role.INSPECTOR, Role.BUREAU_ADMIN)
 NO_VALUE = "—"
@@ -294,6 +321,54 @@ def _ranking_rows(rows: QuerySet, *, user, progress: "Period | None", period: "P
     return rows
 
 
+class UnitTargets:
+    """The coverage targets of a campaign's units (issue 12), read once (one query): ``of`` gives a
+    unit's ``Target`` by the precedence of ``schools.targets.targets_for`` (a school's or class's
+    school, else its zone, else the county, else the campaign), ``case`` the same as a SQL
+    ``CASE`` over a ``UnitStatistics`` queryset, so that a ranking counts the units behind their own
+    line in the database. ``version`` changes whenever a target does (the figures' cache key)."""
+
+    def __init__(self, campaign: Campaign) -> None:
+        rows = list(CampaignTarget.objects.filter(campaign=campaign).order_by("pk"))
+        county = next((t for t in rows if t.zone_id is None and t.school_id is None), None)
+        self.default = Target(campaign.coverage_target, 100, 100, 100, "campaign")
+        if county is not None:
+            self.default = _campaign_target(county, "county")
+        self.zones = {t.zone_id: _campaign_target(t, "zone") for t in rows if t.zone_id is not None}
+        self.schools = {t.school_id: _campaign_target(t, "school") for t in rows if t.school_id is not None}
+        self.version = repr([self.default, sorted(self.zones.items()), sorted(self.schools.items())])
+
+    def of(self, unit: UnitStatistics) -> Target:
+        if unit.level in (Level.SCHOOL, Level.CLASS) and unit.school_id in self.schools:
+            return self.schools[unit.school_id]
+        if unit.level != Level.COUNTY and unit.zone_id in self.zones:
+            return self.zones[unit.zone_id]
+        return self.default
+
+    def case(self, value: Callable[[Target], Any], output_field) -> Case | None:
+        """``value(target)`` of each row's target as SQL (None when the default's value is None)."""
+        default = value(self.default)
+        if default is None:
+            return None
+        whens = []
+        for field_name, levels, by_id in (
+            ("school_id", [Level.SCHOOL, Level.CLASS], self.schools),
+            ("zone_id", [Level.ZONE, Level.SCHOOL, Level.CLASS], self.zones),
+        ):
+            grouped: dict[Any, list[int]] = {}
+            for unit_id, target in by_id.items():
+                grouped.setdefault(value(target), []).append(unit_id)
+            whens += [
+                When(Q(level__in=levels, **{f"{field_name}__in": ids}), then=Value(result, output_field=output_field))
+                for result, ids in grouped.items()
+            ]
+        return Case(*whens, default=Value(default, output_field=output_field), output_field=output_field)
+
+
+def _campaign_target(row: CampaignTarget, source: str) -> Target:
+    return Target(row.coverage, row.participation, row.focus_coverage, row.special_in_home, source)
+
+
 @dataclass
 class Ranking:
     """One page of a ranking: the table of its rows, the page (``Page``), and how many units of the
@@ -311,15 +386,23 @@ def unit_ranking(
     sort: str,
     page_number: str | None,
     progress_shown: bool,
-    expected: Decimal | None,
+    targets: "UnitTargets",
+    expected_of: Callable[[Target], Decimal | None],
     url: Callable[[UnitStatistics], str | None],
 ) -> Ranking:
     """A ranking of units sorted and paginated in the database (``RANKING_PAGE_SIZE`` rows a page):
     an inspector's 包联 schools first whatever the order, then ``sort``'s order. ``rows`` come from
-    ``_ranking_rows``. Two queries: the counts (units, and those behind the line) and the page."""
+    ``_ranking_rows``. Each unit is behind when its progress-phase coverage is under the expected
+    line of its own target (``targets``; ``expected_of`` turns a target into today's line, None
+    outside a phase): in SQL for the count, in Python for the page's rows, with the same values.
+    Two queries: the counts (units, and those behind the line) and the page."""
     ordering, active, descending = _ranking_order(columns, sort)
     # One query counts the units and those behind the line; the paginator takes the count from it.
-    behind = Q(phase_rate__lt=expected) if expected is not None and progress_shown else Q(pk__in=[])
+    behind = Q(pk__in=[])
+    if progress_shown:
+        expected_line = targets.case(expected_of, FloatField())
+        if expected_line is not None:
+            behind = Q(phase_rate__lt=expected_line)
     counts = rows.alias(phase_rate=Percent(F("phase_visited"), F("phase_required"))).aggregate(
         total=Count("pk"), behind=Count("pk", filter=behind)
     )
@@ -329,6 +412,7 @@ def unit_ranking(
     items = []
     for unit_row in page.object_list:
         coverage = rate(unit_row.phase_visited or 0, unit_row.phase_required or 0) if progress_shown else None
+        expected = expected_of(targets.of(unit_row))
         items.append(
             UnitItem(
                 row=unit_row,
@@ -431,8 +515,8 @@ def _unit_row(request: HttpRequest, scope: Scope, *, level: str, unit_id: int, *
     return rows.select_related("zone", "school").first()
 
 
-def _headline(row: UnitStatistics) -> list[dict]:
-    """The headline figures of a unit, as cards."""
+def _headline(row: UnitStatistics, *, exact: bool = True) -> list[dict]:
+    """The headline figures of a unit, as cards; not ``exact``: 1 or 2 care students show 「<3」."""
     return [
         {
             "label": "走访率（教师参与）",
@@ -463,7 +547,7 @@ def _headline(row: UnitStatistics) -> list[dict]:
         },
         {
             "label": "孤儿和事实无人抚养儿童",
-            "value": str(row.care_students),
+            "value": str(small_count(row.care_students, exact=exact)),
             "detail": "每日一问、每周一见的关爱对象",
         },
         {
@@ -485,12 +569,15 @@ def _rate_text(value: Decimal | None) -> str:
     return NO_VALUE if value is None else f"{value}%"
 
 
-def _categories(row: UnitStatistics) -> list[dict]:
-    """Coverage of each focus family type (重点关注六类家庭) from the row's ``categories``."""
+def _categories(row: UnitStatistics, *, exact: bool = True) -> list[dict]:
+    """Coverage of each focus family type (重点关注六类家庭) from the row's ``categories``. Not
+    ``exact``: a sensitive category's 1 or 2 students show as 「<3」, with no rate (issue 14)."""
     result = []
     for code in FOCUS_CATEGORIES:
         students, visited = (row.categories or {}).get(str(code), [0, 0])
         value = rate(visited, students)
+        if code in SENSITIVE_CATEGORIES and small_count(students, exact=exact) == SMALL_COUNT:
+            students, visited, value = SMALL_COUNT, small_count(visited, exact=False), None
         result.append(
             {
                 "label": str(Category(code).label),
@@ -504,7 +591,9 @@ def _categories(row: UnitStatistics) -> list[dict]:
 
 def _render_unit(request: HttpRequest, scope: Scope, unit: Unit, *, with_zones: bool = False) -> HttpResponse:
     """Render a dashboard: headline figures and progress of ``unit``, the ranking of the units
-    below it (sortable, behind-the-line highlighted), focus categories, and the daily trend."""
+    below it (sorted and paginated in the database, each unit behind its own target's line
+    highlighted), focus categories, and the daily trend. The rendered figures are cached under a
+    key of what they depend on (``_figures_cache_key``); a cached page reads no ranking."""
     context: dict[str, Any] = {"scope": scope, "unit": unit, "title": f"{unit.name}统计看板"}
     row = unit.row
     if scope.campaign is None or row is None:
@@ -512,17 +601,25 @@ def _render_unit(request: HttpRequest, scope: Scope, unit: Unit, *, with_zones: 
     user, campaign, period = request.user, scope.campaign, scope.period
 
     progress = progress_period(scope.periods, period, scope.today)
-    expected = None
-    if progress is not None:
-        expected = expected_coverage(
-            target=campaign.coverage_target, start=progress.start, end=progress.end, today=scope.today
-        )
+    # Each unit is measured against its own target (schools.targets: school, zone, county, campaign).
+    targets = UnitTargets(campaign)
+
+    def expected_for(target: Target) -> Decimal | None:
+        if progress is None:
+            return None
+        return expected_coverage(target=target.coverage, start=progress.start, end=progress.end, today=scope.today)
+
+    expected = expected_for(targets.of(row))
+    # Small numbers of a sensitive category in a class point at a child (issue 14).
+    exact = unit.level != Level.CLASS or works_with_students(user)
 
     # The figures rendered for the same key before: the page around them only, no further query.
-    key = _figures_cache_key(request, unit, row, expected)
-    fragment = make_template_fragment_key("dashboard_figures", [key])
-    cached_charts = cache.get(f"{fragment}:charts")
-    if cached_charts is not None and cache.get(fragment) is not None:
+    key = _figures_cache_key(
+        request, unit, campaign=campaign, periods=[period, progress], targets=targets, expected=expected, exact=exact
+    )
+    fragments = [make_template_fragment_key(name, [key]) for name in ("dashboard_figures", "dashboard_tables")]
+    cached_charts = cache.get(f"{fragments[0]}:charts")
+    if cached_charts is not None and all(cache.get(fragment) is not None for fragment in fragments):
         context.update(
             row=row, charts=cached_charts, ranking_cache_seconds=RANKING_CACHE_SECONDS, figures_cache_key=key
         )
@@ -549,6 +646,7 @@ def _render_unit(request: HttpRequest, scope: Scope, unit: Unit, *, with_zones: 
     def item(unit_row: UnitStatistics, url: str | None) -> UnitItem:
         phase_row = phase_rows.get((unit_row.level, unit_row.unit_id))
         coverage = phase_row.coverage_rate if phase_row is not None else None
+        expected = expected_for(targets.of(unit_row))
         return UnitItem(
             row=unit_row,
             url=url,
@@ -573,7 +671,8 @@ def _render_unit(request: HttpRequest, scope: Scope, unit: Unit, *, with_zones: 
             sort=request.GET.get("sort", ""),
             page_number=request.GET.get("page"),
             progress_shown=progress is not None,
-            expected=expected,
+            targets=targets,
+            expected_of=expected_for,
             url=lambda r: _child_url(r, scope),
         )
     children_table = ranking.table if ranking is not None else None
@@ -583,20 +682,24 @@ def _render_unit(request: HttpRequest, scope: Scope, unit: Unit, *, with_zones: 
         zones_table = unit_table(zone_items, unit_columns(Level.ZONE, phase_label=phase_label), sort=None)
 
     days = trend(campaign=campaign, level=unit.level, unit_id=unit.unit_id)
-    categories = _categories(row)
+    categories = _categories(row, exact=exact)
     # The chart follows the table's page and order, so that a sorted ranking reads the same in both.
     ranked = children_table.items if children_table is not None else []
     charts = _charts(scope, days=days, ranked=ranked, categories=categories, progress=progress, expected=expected)
+    own_target = targets.of(row)
     context.update(
         {
             "row": row,
             "computed_at": row.computed_at,
-            "headline": _headline(row),
+            "headline": _headline(row, exact=exact),
             "progress": progress,
             "expected": expected,
             "progress_text": _progress_text(own.phase_coverage, expected) if progress is not None else None,
             "own": own,
-            "target": campaign.coverage_target,
+            "target": own_target.coverage,
+            "target_source": own_target.source_label,
+            # The targets the units of this page are measured against (more than one: each its own).
+            "child_targets": sorted({(SOURCES[t.source], t.coverage) for t in (targets.of(i.row) for i in ranked)}),
             "children_table": children_table,
             "children_page": ranking.page if ranking is not None else None,
             "children_label": NAME_LABELS.get(unit.child_level, ""),
@@ -609,21 +712,48 @@ def _render_unit(request: HttpRequest, scope: Scope, unit: Unit, *, with_zones: 
     )
     context["ranking_cache_seconds"] = RANKING_CACHE_SECONDS
     context["figures_cache_key"] = key
-    cache.set(f"{fragment}:charts", charts, RANKING_CACHE_SECONDS)
+    cache.set(f"{fragments[0]}:charts", charts, RANKING_CACHE_SECONDS)
     if unit.level == Level.SCHOOL:
         teachers = list(teacher_rows(user, campaign=campaign, period=period.code, school_id=unit.unit_id))
         context["teachers_table"] = teacher_table(teachers, sort=None)
     return render(request, "ledgers/dashboard.html", context)
 
 
-def _figures_cache_key(request: HttpRequest, unit: Unit, row: UnitStatistics, expected: Decimal | None) -> str:
+def _figures_cache_key(
+    request: HttpRequest,
+    unit: Unit,
+    *,
+    campaign: Campaign,
+    periods: list[Period | None],
+    targets: UnitTargets,
+    expected: Decimal | None,
+    exact: bool,
+) -> str:
     """What the rendered figures of a page depend on: the unit, the query string (period, sort,
-    page), when its figures were computed (every refresh of a school rewrites its zone's and the
-    county's rows, so new figures make a new key and nothing is ever invalidated), today's expected
-    line, and the viewer's role (an inspector's own 包联 schools lead the ranking)."""
+    page), when the figures of the campaign's units in the shown and the progress periods last
+    changed (``computed_at`` moves only with the figures, so new figures make a new key and nothing
+    is ever invalidated; one aggregate query, with the teachers' rows on a school's page), the
+    targets (any change to one), today's expected line, whether small counts are shown exactly
+    (issue 14), and the viewer's role (an inspector's own 包联 schools lead the ranking). The
+    freshness note and the oversight panel are outside the cached fragments."""
+    codes = [p.code for p in periods if p is not None]
+    changed = UnitStatistics.objects.filter(campaign=campaign, period__in=codes).aggregate(last=Max("computed_at"))
+    parts = [str(changed["last"])]
+    if unit.level == Level.SCHOOL:
+        teachers = TeacherStatistics.objects.filter(campaign=campaign, period__in=codes, school_id=unit.unit_id)
+        parts.append(str(teachers.aggregate(last=Max("computed_at"))["last"]))
     viewer = f"{request.user.role}:{request.user.pk if request.user.role == Role.INSPECTOR else ''}"
     return "|".join(
-        [unit.level, str(unit.unit_id), request.GET.urlencode(), row.computed_at.isoformat(), str(expected), viewer]
+        [
+            unit.level,
+            str(unit.unit_id),
+            request.GET.urlencode(),
+            *parts,
+            hashlib.sha256(targets.version.encode()).hexdigest()[:16],
+            str(expected),
+            "exact" if exact else "masked",
+            viewer,
+        ]
     )
 
 
@@ -666,8 +796,8 @@ def _charts(
         "units": units,
         "categories": {
             "labels": [c["label"] for c in categories],
-            "students": [c["students"] for c in categories],
-            "visited": [c["visited"] for c in categories],
+            "students": [c["students"] if c["students"] != SMALL_COUNT else None for c in categories],
+            "visited": [c["visited"] if c["visited"] != SMALL_COUNT else None for c in categories],
         },
     }
 
@@ -725,7 +855,7 @@ def zone_dashboard(request: HttpRequest, zone_id: int) -> HttpResponse:
     """A zone's page: its figures and its schools (bureau roles, and the zone's own admin)."""
     scope = _scope(request)
     row = _unit_row(request, scope, level=Level.ZONE, unit_id=zone_id)
-    zone = row.zone if row is not None else _zone_for_user(request, zone_id)
+    zone = row.zone if row is not None else get_object_for_user(Zone, request, pk=zone_id)
     unit = Unit(
         level=Level.ZONE,
         unit_id=zone_id,
@@ -783,22 +913,6 @@ def class_dashboard(request: HttpRequest, school_id: int, class_id: int) -> Http
         school_id=school_id,
     )
     return _render_unit(request, scope, unit)
-
-
-def _zone_for_user(request: HttpRequest, zone_id: int) -> Zone:
-    """The zone if the user may see it (bureau roles; a zone admin their own), else 404 and the
-    DENIED audit row. Zones have no ``visible_to``: only these roles ever see a zone."""
-    user = request.user
-    zones = Zone.objects.none()
-    if user.role in BUREAU_ROLES:
-        zones = Zone.objects.all()
-    elif user.role == Role.ZONE_ADMIN and user.zone_id:
-        zones = Zone.objects.filter(pk=user.zone_id)
-    zone = zones.filter(pk=zone_id).first()
-    if zone is None:
-        deny(request, object_type="schools.Zone", object_id=str(zone_id))
-        raise Http404
-    return zone
 
 
 # --- teacher assessment -----------------------------------------------------------------------

@@ -11,7 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 
 from ledgers.models import Level, UnitStatistics
 from ledgers.selectors import period_of, statistics_campaign
-from ledgers.sheet import SHEET_LEVELS, sheet_contact, statistics_sheet_export
+from ledgers.sheet import SHEET_LEVELS, sheet_contact, sheet_feedback_table, statistics_sheet_export
 from schools.models import BUREAU_ROLES, AuditEvent, Role, School, User, Zone
 from schools.scoping import get_object_for_user, require_roles
 from schools.services import audit_event_record
@@ -46,6 +46,7 @@ def statistics_sheet(request: HttpRequest) -> HttpResponse:
         period=period,
         all_schools=all_schools,
         contact=sheet_contact(unit, request.user),
+        feedback=sheet_feedback_table(request.user, unit=unit, period=period),
     )
     audit_event_record(
         action=AuditEvent.Action.EXPORT,
@@ -92,7 +93,5 @@ def _unit_in_scope(user: User, *, level: str, unit_id: str) -> bool:
     if level == Level.COUNTY:
         return pk == 0 and user.role in BUREAU_ROLES
     if level == Level.ZONE:
-        if user.role in BUREAU_ROLES:
-            return Zone.objects.filter(pk=pk).exists()
-        return user.role == Role.ZONE_ADMIN and user.zone_id == pk
+        return Zone.objects.visible_to(user).filter(pk=pk).exists()
     return School.objects.visible_to(user).filter(pk=pk).exists()

@@ -1,8 +1,11 @@
 """The teacher's pages: 「我的学生」, a student's visits, and the visit record itself."""
 
+import uuid
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Prefetch
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
@@ -17,10 +20,18 @@ from schools.services import audit_event_record
 from schools.views import organisation_home
 from students.models import SENSITIVE_CATEGORIES, Category, Student, StudentCategory
 from visits.attachments import attachment_add, attachment_delete
-from visits.forms import SuggestionFormSet, VisitForm, suggestions_from
+from visits.forms import SuggestionFormSet, VisitForm, suggestion_initial, suggestions_from
 from visits.models import Attachment, SafetyReport, Visit
-from visits.selectors import Period, VisitStatus, my_students, student_statuses, visits_of_student
-from visits.services import VisitConflict, visit_save_draft, visit_submit
+from visits.periods import outside_campaign_notice
+from visits.selectors import (
+    Period,
+    VisitStatus,
+    my_students,
+    student_access_events,
+    student_statuses,
+    visits_of_student,
+)
+from visits.services import VisitConflict, VisitRepeated, visit_save_draft, visit_submit
 
 
 @login_required
@@ -91,7 +102,11 @@ def student_detail(request: HttpRequest, public_id) -> HttpResponse:
 
 @require_roles(Role.TEACHER)
 def visit_create(request: HttpRequest) -> HttpResponse:
-    initial = {"visited_at": timezone.localtime().replace(second=0, microsecond=0), "method": "in_home"}
+    initial = {
+        "visited_at": timezone.localtime().replace(second=0, microsecond=0),
+        "method": "in_home",
+        "submission_key": uuid.uuid4(),  # one visit per form shown, however often it is posted
+    }
     report = None
     if request.GET.get("report"):
         report = get_object_for_user(
@@ -123,15 +138,14 @@ def visit_edit(request: HttpRequest, public_id) -> HttpResponse:
         "integrity_declared": visit.integrity_declared,
         "version": visit.version,
     }
-    suggestions = [{"text": s.text, "reply": s.reply, "to_school": s.to_school} for s in visit.suggestions.all()]
+    suggestions = [suggestion_initial(s) for s in visit.suggestions.all()]
     return _visit_form(request, visit=visit, initial=initial, suggestions=suggestions)
 
 
 def _visit_for_editing(request: HttpRequest, public_id) -> Visit:
     """Its lead teacher and the school's admins may change a record; anyone else gets 404."""
     visit = get_object_for_user(Visit.objects.select_related("school", "lead_teacher"), request, public_id=public_id)
-    user = request.user
-    if visit.lead_teacher_id == user.pk or (user.role == Role.SCHOOL_ADMIN and visit.school_id == user.school_id):
+    if visit.can_edit(request.user):
         return visit
     deny(request, object_type="visits.Visit", object_id=f"edit:{visit.public_id}")
     raise Http404
@@ -152,11 +166,15 @@ def _visit_form(request, *, visit, initial, suggestions=(), report=None) -> Http
                         data=form.visit_data(suggestions_from(formset)),
                         acting_user=request.user,
                         expected_version=form.cleaned_data.get("version"),
+                        submission_key=form.cleaned_data.get("submission_key"),
                     )
                     if report is not None and saved.safety_report_id is None:
                         Visit.objects.filter(pk=saved.pk).update(safety_report=report)
                     for prepared in form.cleaned_data["photos"]:
                         attachment_add(visit=saved, prepared=prepared, acting_user=request.user)
+            except VisitRepeated as exc:
+                messages.info(request, "这份家访记录已经保存过，没有重复保存。")
+                return redirect("visit_detail", public_id=exc.visit.public_id)
             except VisitConflict as exc:
                 conflict = exc.visit
                 form.add_error(
@@ -169,6 +187,9 @@ def _visit_form(request, *, visit, initial, suggestions=(), report=None) -> Http
                     messages.success(request, "家访记录已提交。" if submit else "修改已保存，修改记录已留存。")
                 else:
                     messages.info(request, "草稿已保存，可以随时回来继续填写。")
+                notice = outside_campaign_notice(saved.visited_at)
+                if notice:
+                    messages.warning(request, notice)
                 return redirect("visit_detail", public_id=saved.public_id)
     else:
         form = VisitForm(initial=initial, user=request.user, visit=visit)
@@ -199,9 +220,7 @@ def visit_detail(request: HttpRequest, public_id) -> HttpResponse:
         public_id=public_id,
     )
     user = request.user
-    can_edit = visit.lead_teacher_id == user.pk or (
-        user.role == Role.SCHOOL_ADMIN and visit.school_id == user.school_id
-    )
+    can_edit = visit.can_edit(user)
     works_with = works_with_students(user)
     audit_event_record(
         action=AuditEvent.Action.VIEW,
@@ -256,3 +275,36 @@ def attachment_remove(request: HttpRequest, public_id) -> HttpResponse:
     attachment_delete(attachment=attachment, acting_user=request.user)
     messages.info(request, f"已删除附件「{attachment.original_name}」。")
     return redirect("visit_edit", public_id=visit.public_id)
+
+
+ACCESS_PAGE_SIZE = 50
+ACCESS_LABELS = {
+    ("students.Student", AuditEvent.Action.VIEW): "查看学生信息",
+    ("visits.Visit", AuditEvent.Action.VIEW): "查看家访记录",
+    ("visits.Visit", AuditEvent.Action.EXPORT): "导出家访记录",
+}
+
+
+@require_roles(Role.SCHOOL_ADMIN, Role.BUREAU_ADMIN)
+def student_access_history(request: HttpRequest, public_id) -> HttpResponse:
+    """Who viewed or exported a student's record, when and from where: the school admin for any
+    student of the school, the bureau admin for any student (issue 14). Paginated; the reading is
+    itself audited (and so listed)."""
+    student = get_object_for_user(
+        Student.objects.select_related("school", "school_class"), request, public_id=public_id
+    )
+    audit_event_record(
+        action=AuditEvent.Action.VIEW,
+        request=request,
+        object_type="students.Student",
+        object_id=str(student.public_id),
+        detail={"page": "access_history"},
+    )
+    page = Paginator(student_access_events(student), ACCESS_PAGE_SIZE).get_page(request.GET.get("page"))
+    for event in page:
+        event.label = ACCESS_LABELS.get((event.object_type, event.action), event.get_action_display())
+        if (event.detail or {}).get("page") == "access_history":
+            event.label = "查看访问记录"
+        elif (event.detail or {}).get("page") == "print":
+            event.label = "打印家访记录"
+    return render(request, "visits/student_access.html", {"student": student, "page": page})

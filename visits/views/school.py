@@ -6,7 +6,7 @@ The list and the export share one filter, ``VisitFilterForm``; objects are reach
 
 import datetime
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from django import forms
 from django.contrib.auth.decorators import login_required
@@ -20,11 +20,22 @@ from django.urls import reverse
 from django.utils import timezone
 
 from schools.exports import write_xlsx
-from schools.models import AuditEvent, Campaign, Grade, Phase, Role, SchoolClass, SchoolYear, User
-from schools.privacy import mask_id_number, works_with_students
+from schools.models import (
+    COUNTY_ROLES,
+    AuditEvent,
+    Campaign,
+    Grade,
+    Phase,
+    Role,
+    School,
+    SchoolClass,
+    SchoolYear,
+    User,
+)
+from schools.privacy import mask_id_number, redact_contacts, works_with_students
 from schools.scoping import get_object_for_user, require_roles
 from schools.services import audit_event_record
-from students.models import Category, Student, StudentCategory
+from students.models import SENSITIVE_CATEGORIES, Category, Student, StudentCategory
 from visits.models import Attachment, Content, Method, Suggestion, Visit
 
 PAGE_SIZE = 50
@@ -52,16 +63,25 @@ class VisitFilterForm(forms.Form):
         label="结束日期", required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
     )
 
-    def __init__(self, data, *, user: User):
+    def __init__(self, data, *, user: User, school: School | None = None):
+        """``school``: the school a county role reads (DESIGN §2); else the user's own school."""
         super().__init__(data)
         self.today = timezone.localdate()
+        school_id = school.pk if school is not None else user.school_id
         self.fields["school_class"].queryset = (
             SchoolClass.objects.visible_to(user)
-            .filter(school_id=user.school_id, school_year=SchoolYear.current(self.today))
+            .filter(school_id=school_id, school_year=SchoolYear.current(self.today))
             .order_by("grade", "number")
         )
-        if user.role == Role.SCHOOL_ADMIN:
-            self.fields["teacher"].queryset = User.objects.filter(school_id=user.school_id).order_by(
+        if not works_with_students(user):
+            # The county's roles never filter by, and so never learn, a sensitive category (DESIGN §8).
+            self.fields["category"].choices = [
+                (code, label) for code, label in self.fields["category"].choices if code not in SENSITIVE_CATEGORIES
+            ]
+            # They read submitted records only.
+            del self.fields["status"]
+        if user.role != Role.TEACHER:
+            self.fields["teacher"].queryset = User.objects.filter(school_id=school_id).order_by(
                 "-is_active", "real_name", "pk"
             )
         else:
@@ -135,11 +155,13 @@ def _start_of(day: datetime.date) -> datetime.datetime:
     return timezone.make_aware(datetime.datetime.combine(day, datetime.time.min))
 
 
-def _filtered_visits(request: HttpRequest) -> tuple[VisitFilterForm, QuerySet]:
-    """The user's visits narrowed by the request's filters; none when a filter is invalid (the
-    form then carries the message), never silently all of them."""
-    form = VisitFilterForm(request.GET, user=request.user)
+def _filtered_visits(request: HttpRequest, school: School | None = None) -> tuple[VisitFilterForm, QuerySet]:
+    """The user's visits (of ``school`` if given) narrowed by the request's filters; none when a
+    filter is invalid (the form then carries the message), never silently all of them."""
+    form = VisitFilterForm(request.GET, user=request.user, school=school)
     visits = Visit.objects.visible_to(request.user)
+    if school is not None:
+        visits = visits.filter(school=school)
     if not form.is_valid():
         return form, visits.none()
     return form, form.filter(visits)
@@ -148,7 +170,28 @@ def _filtered_visits(request: HttpRequest) -> tuple[VisitFilterForm, QuerySet]:
 @require_roles(Role.TEACHER, Role.SCHOOL_ADMIN)
 def visit_list(request: HttpRequest) -> HttpResponse:
     """A school admin sees every visit of the school, drafts included; a teacher the visits they may see."""
-    form, visits = _filtered_visits(request)
+    return _visit_list_page(request, school=None)
+
+
+@require_roles(*COUNTY_ROLES)
+def school_visit_list(request: HttpRequest, school_id: int) -> HttpResponse:
+    """A school's submitted visits for the county's roles that may read the school (zone admins:
+    their zone's schools; inspectors and the bureau admin: every school; DESIGN §2): names, dates
+    and methods, no notes, no photos, no sensitive category to filter by; the reading is audited."""
+    school = get_object_for_user(School, request, pk=school_id)
+    response = _visit_list_page(request, school=school)
+    audit_event_record(
+        action=AuditEvent.Action.VIEW,
+        request=request,
+        object_type="schools.School",
+        object_id=str(school.pk),
+        detail={"page": "visit_list", "filters": dict(request.GET.lists())},
+    )
+    return response
+
+
+def _visit_list_page(request: HttpRequest, *, school: School | None) -> HttpResponse:
+    form, visits = _filtered_visits(request, school)
     attachments = (
         Attachment.objects.filter(visit=OuterRef("pk")).order_by().values("visit").annotate(n=Count("pk")).values("n")
     )
@@ -167,7 +210,12 @@ def visit_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "visits/visit_list.html",
-        {"form": form, "page": page, "is_school_admin": request.user.role == Role.SCHOOL_ADMIN},
+        {
+            "form": form,
+            "page": page,
+            "is_school_admin": request.user.role == Role.SCHOOL_ADMIN,
+            "county_school": school,
+        },
     )
 
 
@@ -193,6 +241,8 @@ EXPORT_HEADER = [
     "提交时间",
 ]
 EXPORT_WIDTHS = [18, 14, 10, 24, 17, 10, 9, 16, 10, 16, 16, 30, 50, 40, 40, 9, 9, 8, 17]
+# The notes on the home that the county's roles do not read (DESIGN §8): left out of their export.
+NOTE_COLUMNS = {"情况记录", "商定措施"}
 
 
 # The columns a (visit, student) row of the export is read with, by name; plain tuples, no models.
@@ -219,12 +269,18 @@ EXPORT_FIELDS = (
 )
 
 
-def visit_export_rows(pairs: QuerySet) -> Iterator[list]:
+def visit_export_rows(pairs: QuerySet, *, full: bool = False, notes: bool = True) -> Iterator[list]:
     """One row per (visit, student): the sheet counts by student. ``pairs`` are rows of the
     visit–student table, read as tuples (``values_list``, no model instances) from a server-side
     cursor ``EXPORT_CHUNK_SIZE`` at a time; each chunk's companions and suggestions come in two
-    queries, so that the query count grows with chunks, not rows, and memory stays flat."""
-    yield EXPORT_HEADER
+    queries, so that the query count grows with chunks, not rows, and memory stays flat.
+
+    Identifiers are masked, and so are the phone and ID numbers typed into the free text, unless
+    ``full`` (an admin's explicit full export, DESIGN §8). Without ``notes`` (the county's roles),
+    the columns of ``NOTE_COLUMNS`` are left out."""
+    shown = _as_typed if full else redact_contacts
+    kept = [index for index, label in enumerate(EXPORT_HEADER) if notes or label not in NOTE_COLUMNS]
+    yield [EXPORT_HEADER[index] for index in kept]
     rows = pairs.values_list(*EXPORT_FIELDS).iterator(chunk_size=EXPORT_CHUNK_SIZE)
     methods, phases, statuses = (
         {code: str(label) for code, label in choices.choices} for choices in (Method, Phase.Kind, Visit.Status)
@@ -247,7 +303,7 @@ def visit_export_rows(pairs: QuerySet) -> Iterator[list]:
             .values_list("visit_id", "text", "to_school", "reply")
         ):
             suggestions.setdefault(visit_id, []).append(
-                f"{text}（{'提交学校处理' if to_school else '答复：' + reply}）"
+                _suggestion_text(text, to_school=to_school, reply=reply, shown=shown)
             )
         for (
             visit_id,
@@ -275,43 +331,63 @@ def visit_export_rows(pairs: QuerySet) -> Iterator[list]:
                 class_name = class_names.get((grade, number)) or class_names.setdefault(
                     (grade, number), f"{Grade(grade).label}（{number}）班"
                 )
-            yield [
+            row = [
                 school,
                 class_name,
                 name,
-                mask_id_number(student_number),
+                student_number if full else mask_id_number(student_number),
                 visited_at,
                 methods.get(method, method),
                 _yes_no(method == Method.IN_HOME),
                 phases.get(phase, "") if phase else "",
                 lead_name or lead_username,
                 "、".join(companions.get(visit_id, ())),
-                guardians_met,
+                shown(guardians_met),
                 "、".join(label for code, label in contents if code in (visit_contents or ())),
-                situation,
-                measures,
+                shown(situation),
+                shown(measures),
                 "；".join(suggestions.get(visit_id, ())),
                 _yes_no(consent),
                 _yes_no(integrity),
                 statuses.get(status, status),
                 submitted_at,
             ]
+            yield row if notes else [row[index] for index in kept]
+
+
+def _as_typed(text: str) -> str:
+    return text
 
 
 def _yes_no(value: bool) -> str:
     return "是" if value else "否"
 
 
-def _suggestion_text(text: str, *, to_school: bool, reply: str) -> str:
-    return f"{text}（{'提交学校处理' if to_school else '答复：' + reply}）"
+def _suggestion_text(text: str, *, to_school: bool, reply: str, shown: Callable[[str], str]) -> str:
+    return shown(f"{text}（{'提交学校处理' if to_school else '答复：' + reply}）")
 
 
 @require_roles(Role.SCHOOL_ADMIN)
 def visit_export(request: HttpRequest) -> HttpResponse:
-    """The filtered visits as XLSX, one row per visit and student, identifiers masked; audited."""
-    form, visits = _filtered_visits(request)
+    """The filtered visits as XLSX, one row per visit and student, identifiers and the numbers typed
+    into free text masked; audited. ``?full=1`` is the admin's explicit full export (DESIGN §8):
+    numbers as stored and typed, marked ``full`` in its audit row."""
+    return _visit_export(request, school=request.user.school, full=request.GET.get("full") == "1")
+
+
+@require_roles(*COUNTY_ROLES)
+def school_visit_export(request: HttpRequest, school_id: int) -> HttpResponse:
+    """A school's submitted visits as XLSX for the county's roles that may read the school:
+    identifiers and typed numbers masked, without the notes on the home; audited (DESIGN §2, §8)."""
+    school = get_object_for_user(School, request, pk=school_id)
+    return _visit_export(request, school=school, full=False, county=True)
+
+
+def _visit_export(request: HttpRequest, *, school: School, full: bool, county: bool = False) -> HttpResponse:
+    form, visits = _filtered_visits(request, school if county else None)
     if not form.is_valid():
-        return redirect(f"{reverse('visit_list')}?{request.GET.urlencode()}")
+        back = reverse("school_visit_list", args=[school.pk]) if county else reverse("visit_list")
+        return redirect(f"{back}?{request.GET.urlencode()}")
     pairs = Visit.students.through.objects.filter(visit_id__in=visits.values("pk"))
     students = form.matching_students()
     if students is not None:
@@ -325,18 +401,20 @@ def visit_export(request: HttpRequest) -> HttpResponse:
         "visit__visited_at",
         "visit_id",
     )
-    school = request.user.school
     export = write_xlsx(
-        visit_export_rows(pairs),
-        filename=f"家访记录_{school.name}_{timezone.localdate():%Y%m%d}.xlsx",
+        visit_export_rows(pairs, full=full, notes=not county),
+        filename=f"家访记录{'（完整）' if full else ''}_{school.name}_{timezone.localdate():%Y%m%d}.xlsx",
         sheet_title="家访记录",
-        widths=EXPORT_WIDTHS,
+        widths=[
+            w for w, label in zip(EXPORT_WIDTHS, EXPORT_HEADER, strict=True) if not county or label not in NOTE_COLUMNS
+        ],
     )
     audit_event_record(
         action=AuditEvent.Action.EXPORT,
         request=request,
         object_type="visits.Visit",
-        detail={"filters": form.used(), "rows": export.rows, "format": "xlsx"},
+        object_id=f"school:{school.pk}",  # a student's access history finds the export by it
+        detail={"filters": form.used(), "rows": export.rows, "format": "xlsx", "full": full, "school": school.pk},
     )
     return export.response()
 

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from ledgers.demo import demo_ledgers_build
 from ledgers.statistics import statistics_compute, statistics_history_backfill
+from oversight.demo import demo_oversight_build
 from schools.bulk import tables_analyze
 from schools.exports import display_width
 from schools.models import Campaign, School
@@ -24,6 +25,7 @@ from students.demo import (
     demo_county_reset,
 )
 from visits.demo import demo_activity_build
+from visits.feedback_demo import demo_feedback_build
 
 
 class Command(BaseCommand):
@@ -75,6 +77,7 @@ class Command(BaseCommand):
         started = time.monotonic()
         activity = None
         ledgers = None
+        feedback = None
         try:
             # Reset and build in one transaction: a build that fails leaves the old county in place.
             with transaction.atomic():
@@ -87,6 +90,8 @@ class Command(BaseCommand):
                     summary = demo_county_build(schools=schools, students_per_school=students_per_school, seed=seed)
                     activity = None if no_visits else demo_activity_build(seed=seed, rounds_of_visits=visit_rounds)
                     ledgers = None if no_visits else demo_ledgers_build(seed=seed)
+                    feedback = None if no_visits else demo_feedback_build(seed=seed)
+                    None if no_visits else demo_oversight_build(seed=seed, stdout=self.stdout)  # issue 12
         except DemoCountyError as error:
             raise CommandError(str(error)) from error
 
@@ -111,6 +116,11 @@ class Command(BaseCommand):
             )
         if ledgers is not None:
             self.stdout.write(f"特殊学生台账：{ledgers}")
+        if feedback is not None:
+            self.stdout.write(
+                f"问题反馈台账：新增家长意见 {feedback.items} 条（提交学校 {feedback.to_school} 条），"
+                f"共性问题 {feedback.issues} 个，上报教育局 {feedback.escalated} 条；全县未办结 {feedback.open} 条。"
+            )
         if summary is not None and not no_statistics:
             self._statistics_compute()
 

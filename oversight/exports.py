@@ -1,0 +1,43 @@
+"""The 督查记录台账 export (DESIGN §6): a row generator handed to the one writer of
+``schools.exports`` in the 台账 layout."""
+
+import datetime
+from collections.abc import Iterable, Iterator
+
+from oversight.models import Inspection
+from schools.exports import ExportFile, LedgerLayout, write_xlsx
+from schools.models import Role, User
+
+HEADER = ["序号", "学校", "督查日期", "督查方式", "督查人", "发现问题", "整改要求", "整改期限", "状态", "是否逾期"]
+WIDTHS = [6, 22, 12, 12, 10, 40, 36, 12, 12, 10]
+
+
+def inspection_rows(inspections: Iterable[Inspection], *, today: datetime.date) -> Iterator[list]:
+    """Header, then one row per inspection (``select_related`` school and inspector)."""
+    yield HEADER
+    for number, item in enumerate(inspections, start=1):
+        yield [
+            number,
+            item.school.name,
+            item.date,
+            item.get_how_display(),
+            item.inspector.display_name,
+            item.findings,
+            item.rectification or "无需整改",
+            item.deadline or "",
+            item.get_status_display(),
+            "逾期" if item.is_overdue(today) else "",
+        ]
+
+
+def inspection_export_file(inspections, *, user: User, today: datetime.date) -> ExportFile:
+    unit = user.school.name if user.role == Role.SCHOOL_ADMIN and user.school_id else "县教育局"
+    return write_xlsx(
+        inspection_rows(inspections, today=today),
+        filename=f"督查记录台账_{today:%Y%m%d}.xlsx",
+        sheet_title="督查记录台账",
+        widths=WIDTHS,
+        ledger=LedgerLayout(
+            title="“万名教师大家访”督查记录台账", unit=unit, filled_by=user.display_name, phone=user.phone, day=today
+        ),
+    )
