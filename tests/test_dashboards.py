@@ -15,13 +15,14 @@ import openpyxl
 import pytest
 import time_machine
 from django.db import connection
+from django.db.models import FloatField
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from ledgers.models import WHOLE_CAMPAIGN, Level, TeacherStatistics, UnitStatistics, UnitStatisticsDay
 from ledgers.selectors import expected_coverage
-from ledgers.views.dashboards import TEACHER_COLUMNS, sort_items
+from ledgers.views.dashboards import TEACHER_COLUMNS, UnitTargets, sort_items
 from schools.models import AuditEvent, Campaign, Phase, School, SchoolClass, User, Zone
 from tests import factories
 
@@ -678,3 +679,63 @@ def test_each_dashboard_links_to_its_own_units_statistics_sheet(world, stats, lo
 
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/vnd.openxmlformats-officedocument.spreadsheetml")
+
+
+# --- targets per unit in the ranking read from the database (issue 12 with issue 9) ----------------
+
+TARGET_RATES = {"participation": 100, "focus_coverage": 100, "special_in_home": 100}
+
+
+def test_the_dashboards_targets_follow_the_precedence_of_targets_for(world, stats):
+    from oversight.services import target_set
+    from schools.targets import targets_for
+
+    campaign = Campaign.objects.get()
+    target_set(campaign=campaign, coverage=90, acting_user=world.bureau_admin, **TARGET_RATES)
+    target_set(campaign=campaign, zone=world.school.zone, coverage=70, acting_user=world.bureau_admin, **TARGET_RATES)
+    target_set(campaign=campaign, school=world.school, coverage=50, acting_user=world.bureau_admin, **TARGET_RATES)
+    rows = list(UnitStatistics.objects.filter(campaign=campaign))
+    expected = targets_for(campaign, rows)
+    targets = UnitTargets(campaign)
+    assert {(r.level, r.unit_id): targets.of(r) for r in rows} == expected
+    # The SQL CASE gives every row the same target as ``of``.
+    annotated = UnitStatistics.objects.filter(campaign=campaign).annotate(
+        target=targets.case(lambda t: t.coverage, FloatField())
+    )
+    assert {(r.level, r.unit_id): r.target for r in annotated} == {k: t.coverage for k, t in expected.items()}
+    assert {t.coverage for t in expected.values()} == {90, 70, 50}
+
+
+def test_the_ranking_counts_in_sql_the_units_behind_their_own_line_and_a_new_target_is_not_served_from_the_cache(
+    world, stats, login
+):
+    from oversight.services import target_set
+
+    campaign = Campaign.objects.get()
+    client = login(world.bureau_admin)
+
+    def behind() -> tuple[int, set[str]]:
+        response = client.get(reverse("statistics_county"), {"period": FULL})
+        lines = response.context["children_table"].lines
+        return response.context["behind_count"], {line.name for line in lines if line.behind}
+
+    count, names = behind()
+    assert world.other_school.name in names and count == len(names)  # 20.0% under the county's line
+    # Figures unchanged (no new computed time), one school's own target lowered: a new page.
+    target_set(
+        campaign=campaign, school=world.other_school, coverage=35, acting_user=world.bureau_admin, **TARGET_RATES
+    )
+    count, names = behind()
+    assert world.other_school.name not in names and count == len(names)
+
+
+def test_a_class_page_cached_for_the_school_admin_is_not_served_to_a_county_role(world, login):
+    campaign = factories.CampaignFactory()
+    if not campaign.phases.exists():
+        factories.PhaseFactory(campaign=campaign)
+    build = StatsBuilder(campaign)
+    build.school(world.school, students_required=2)
+    build.school_class(world.school_class, students_required=5, categories={"disability": [2, 1]})
+    url = reverse("statistics_class", args=[world.school.pk, world.school_class.pk])
+    assert "&lt;3" not in page(login(world.school_admin).get(url))  # exact, and now cached
+    assert "&lt;3" in page(login(world.bureau_admin).get(url))
