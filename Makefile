@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1:8000
 
-.PHONY: run test lint static migrate demo worker beat clean bench
+.PHONY: run test lint static migrate demo worker beat clean screenshots bench
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,13 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-static: $(VENV)/.installed node_modules/.installed
+# ECharts with only the charts the dashboards draw, and the visit form's offline copy (idb),
+# bundled by esbuild into build/ (served by staticfiles; never committed).
+build/.built: node_modules/.installed $(wildcard frontend/*.js)
+	npm run --silent build
+	touch $@
+
+static: $(VENV)/.installed build/.built
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 
 migrate: $(VENV)/.installed
@@ -28,6 +34,10 @@ demo: migrate
 run: static demo
 	@echo "homevisit: http://$(HOST)/  (Ctrl-C to stop)"
 	$(PY) manage.py runserver $(HOST)
+
+# The README's screenshots and docs/page-weights.md, from the demo served on a free port.
+screenshots: static demo
+	$(PY) docs/screenshots.py --serve
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
@@ -53,4 +63,4 @@ bench: $(VENV)/.installed
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) node_modules var
+	rm -rf $(VENV) node_modules build var

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from schools.models import BUREAU_ROLES, Phase, Role, School, User
-from visits.models import Method, Visit
+from visits.models import Method, PrivateFile, Visit
 
 
 def inspected_schools(user) -> models.QuerySet:
@@ -293,17 +293,14 @@ class RectificationFileQuerySet(models.QuerySet):
         return self.filter(step__inspection__in=Inspection.objects.visible_to(user))
 
 
-class RectificationFile(models.Model):
-    """A photo or scan of the rectification: checked and re-encoded by ``visits.attachments``'s
-    ``attachment_prepare``, stored outside every URL, served through a scope-checked view."""
+class RectificationFile(PrivateFile):
+    """A photo or scan of the rectification."""
 
-    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    FOLDER = "rectifications"
+
     step = models.ForeignKey(
         RectificationStep, verbose_name=_("整改环节"), on_delete=models.CASCADE, related_name="files"
     )
-    original_name = models.CharField(_("文件名"), max_length=200)
-    content_type = models.CharField(max_length=40)
-    size = models.PositiveIntegerField(_("大小"))
 
     objects = RectificationFileQuerySet.as_manager()
 
@@ -311,23 +308,6 @@ class RectificationFile(models.Model):
         verbose_name = _("整改附件")
         verbose_name_plural = _("整改附件")
         ordering = ["id"]
-
-    def __str__(self) -> str:
-        return self.original_name
-
-    @property
-    def extension(self) -> str:
-        return {"image/jpeg": "jpg", "image/png": "png", "application/pdf": "pdf"}.get(self.content_type, "bin")
-
-    @property
-    def path(self):
-        from django.conf import settings
-
-        return settings.PRIVATE_FILES_ROOT / "rectifications" / f"{self.public_id}.{self.extension}"
-
-    @property
-    def is_image(self) -> bool:
-        return self.content_type.startswith("image/")
 
 
 # --- the best visits chosen (家访日志评选) ------------------------------------------------------------

@@ -14,6 +14,17 @@ from tests import factories
 
 REQUIRE_SERVICES = os.environ.get("HOMEVISIT_REQUIRE_SERVICES") == "1"
 
+pytest_plugins = ["tests.browser"]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so a fixture can tell that the test failed
+    (the browser fixture then keeps the page's HTML and screenshot)."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
 
 def require_postgresql(why: str) -> None:
     """Skip a test that needs PostgreSQL on the embedded run; in the services run (CI sets

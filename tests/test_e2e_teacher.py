@@ -8,7 +8,6 @@ machine; CI sets ``HOMEVISIT_REQUIRE_BROWSER=1`` and then a missing browser fail
 
 import datetime
 import io
-import os
 import time
 from pathlib import Path
 
@@ -17,42 +16,15 @@ from django.utils import timezone
 from PIL import Image
 
 from tests import factories
+from tests.browser import ARTIFACTS, PASSWORD
 from visits.models import Method, SafetyReport, Visit
-
-CHROMIUM = Path("/usr/bin/chromium")
-REQUIRE_BROWSER = os.environ.get("HOMEVISIT_REQUIRE_BROWSER") == "1"
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "e2e"
-PHONE = {"width": 390, "height": 844}
-PASSWORD = "e2e-pass-2026"
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def browser_page(monkeypatch):
-    if not CHROMIUM.exists():
-        if REQUIRE_BROWSER:
-            pytest.fail("HOMEVISIT_REQUIRE_BROWSER=1 but /usr/bin/chromium is missing (apt-get install chromium)")
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are safe.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=["--no-sandbox", "--disable-background-networking", "--disable-dev-shm-usage", "--lang=zh-CN"],
-        )
-        context = browser.new_context(
-            viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True, locale="zh-CN"
-        )
-        context.set_default_timeout(15_000)
-        page = context.new_page()
-        yield page
-        context.close()
-        browser.close()
+def browser_page(chromium):
+    return chromium.phone()
 
 
 class Taps:
@@ -74,26 +46,6 @@ class Taps:
         self.page.screenshot(path=ARTIFACTS / f"{self.name}-{self.step:02d}-{label}.png", full_page=True)
 
 
-def watch_csp(page) -> list[str]:
-    """Collect, for the whole test, Content-Security-Policy violations, console errors and uncaught
-    script errors on every page the browser opens (the policy refuses inline script and style)."""
-    problems: list[str] = []
-    page.add_init_script(
-        'document.addEventListener("securitypolicyviolation", function (e) {'
-        ' console.error("CSP violation: " + e.violatedDirective + " " + e.blockedURI + " at "'
-        ' + e.sourceFile + ":" + e.lineNumber); });'
-    )
-
-    def on_console(message) -> None:
-        # The site has no favicon; the browser's own request for one is not a page's problem.
-        if message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico"):
-            problems.append(f"{page.url}: {message.text} ({message.location.get('url')})")
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: problems.append(f"{page.url}: {error}"))
-    return problems
-
-
 def _photo(tmp_path: Path) -> Path:
     path = tmp_path / "家访合影.jpg"
     buffer = io.BytesIO()
@@ -103,10 +55,9 @@ def _photo(tmp_path: Path) -> Path:
 
 
 def test_a_teacher_files_a_safety_report_checks_in_and_submits_the_visit_on_a_phone(
-    world, live_server, browser_page, tmp_path
+    world, live_server, browser_page, chromium, tmp_path
 ):
     page = browser_page
-    csp_problems = watch_csp(page)
     teacher = world.teacher
     teacher.phone = "13800138000"
     teacher.set_password(PASSWORD)
@@ -175,14 +126,15 @@ def test_a_teacher_files_a_safety_report_checks_in_and_submits_the_visit_on_a_ph
     report = SafetyReport.objects.get()
     assert report.status == SafetyReport.Status.RETURNED and visit.safety_report == report
     print(f"\n「我的学生」→ submitted visit: {actions.taps} taps, {actions.fields} typed field(s), {elapsed:.1f} s")
-    assert csp_problems == []
+    assert chromium.problems == []
 
 
-def test_the_bureau_dashboard_draws_its_charts_under_the_content_security_policy(world, live_server, browser_page):
+def test_the_bureau_dashboard_draws_its_charts_under_the_content_security_policy(
+    world, live_server, browser_page, chromium
+):
     from ledgers.statistics import statistics_compute, statistics_history_backfill
 
     page = browser_page
-    csp_problems = watch_csp(page)
     admin = world.bureau_admin
     admin.set_password(PASSWORD)
     admin.save()
@@ -217,4 +169,4 @@ def test_the_bureau_dashboard_draws_its_charts_under_the_content_security_policy
     assert page.locator(".progress-bar").evaluate("bar => bar.style.width").endswith("%")
     assert page.locator(".progress-expected").evaluate("mark => mark.style.left").endswith("%")
     page.screenshot(path=ARTIFACTS / "bureau-dashboard.png", full_page=True)
-    assert csp_problems == []
+    assert chromium.problems == []

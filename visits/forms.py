@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from schools.models import Campaign, User
-from students.models import Student
+from students.models import SPECIAL_CATEGORIES, Student, StudentCategory
 from visits.attachments import PreparedFile, attachment_prepare
 from visits.models import Content, Method, Visit
 from visits.periods import campaign_span_text
@@ -97,6 +97,29 @@ class VisitForm(forms.Form):
         )
         self.existing_attachments = visit.attachments.count() if visit else 0
         self.fields["visited_at"].help_text = campaign_span_text(Campaign.current())
+        # The page marks the consent box required as soon as a special student and 上门家访 are
+        # chosen (the rule _check applies on submit, DESIGN §3): one query for the whole list.
+        self.special_student_ids = set(
+            StudentCategory.objects.in_force_on(timezone.localdate())
+            .filter(student__in=self.fields["students"].queryset, category__in=SPECIAL_CATEGORIES)
+            .values_list("student_id", flat=True)
+        )
+
+    def error_summary(self, formset=None) -> list[tuple[str, str, str]]:
+        """Every error of the form and its suggestion rows as (anchor id, field label, message),
+        in the order the fields stand on the page, for the summary shown above a refused form."""
+        items = [("", "", message) for message in self.non_field_errors()]
+        for name, field in self.fields.items():
+            for message in self.errors.get(name, []):
+                items.append((f"field-{name}", field.label or "", message))
+        if formset is not None:
+            for message in formset.non_form_errors():
+                items.append(("field-suggestions", "家长意见建议", message))
+            for number, row in enumerate(formset, start=1):
+                for messages in row.errors.values():
+                    for message in messages:
+                        items.append(("field-suggestions", f"意见建议 {number}", message))
+        return items
 
     def clean_visited_at(self):
         visited_at = self.cleaned_data["visited_at"]

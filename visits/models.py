@@ -386,23 +386,20 @@ class AttachmentQuerySet(models.QuerySet):
         return self.filter(visit__in=Visit.objects.visible_to(user))
 
 
-class Attachment(models.Model):
-    """A photo or scan: stored outside every URL space, served only through a scope-checked view."""
+class PrivateFile(models.Model):
+    """A photo or scan checked and re-encoded by ``visits.attachments.attachment_prepare``, stored
+    under ``PRIVATE_FILES_ROOT/<FOLDER>/`` (outside every URL space) and served only through a
+    scope-checked view (DESIGN §8). Visit attachments and rectification files are both kinds."""
+
+    FOLDER = "attachments"
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    visit = models.ForeignKey(Visit, verbose_name=_("家访记录"), on_delete=models.CASCADE, related_name="attachments")
     original_name = models.CharField(_("文件名"), max_length=200)
     content_type = models.CharField(max_length=40)
     size = models.PositiveIntegerField(_("大小"))
-    uploaded_by = models.ForeignKey(User, verbose_name=_("上传人"), null=True, on_delete=models.SET_NULL)
-    uploaded_at = models.DateTimeField(_("上传时间"), auto_now_add=True)
-
-    objects = AttachmentQuerySet.as_manager()
 
     class Meta:
-        verbose_name = _("附件")
-        verbose_name_plural = _("附件")
-        ordering = ["uploaded_at"]
+        abstract = True
 
     def __str__(self) -> str:
         return self.original_name
@@ -413,11 +410,26 @@ class Attachment(models.Model):
 
     @property
     def path(self):
-        return settings.PRIVATE_FILES_ROOT / "attachments" / f"{self.public_id}.{self.extension}"
+        return settings.PRIVATE_FILES_ROOT / self.FOLDER / f"{self.public_id}.{self.extension}"
 
     @property
     def is_image(self) -> bool:
         return self.content_type.startswith("image/")
+
+
+class Attachment(PrivateFile):
+    """A photo or scan of a visit record."""
+
+    visit = models.ForeignKey(Visit, verbose_name=_("家访记录"), on_delete=models.CASCADE, related_name="attachments")
+    uploaded_by = models.ForeignKey(User, verbose_name=_("上传人"), null=True, on_delete=models.SET_NULL)
+    uploaded_at = models.DateTimeField(_("上传时间"), auto_now_add=True)
+
+    objects = AttachmentQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("附件")
+        verbose_name_plural = _("附件")
+        ordering = ["uploaded_at"]
 
 
 class Revision(models.Model):

@@ -36,7 +36,7 @@
       tooltip: Object.assign({ trigger: "axis", valueFormatter: percent }, TOOLTIP),
       legend: { bottom: 0 },
       grid: { left: 48, right: 16, top: 24, bottom: 56 },
-      xAxis: { type: "time" },
+      xAxis: { type: "time", axisLabel: { hideOverlap: true } },
       yAxis: { type: "value", min: 0, max: 100, axisLabel: { formatter: "{value}%" } },
       series: [
         {
@@ -92,17 +92,31 @@
       tooltip: Object.assign({ trigger: "axis", axisPointer: { type: "shadow" }, valueFormatter: percent }, TOOLTIP),
       grid: { left: 8, right: 56, top: hasLine ? 28 : 8, bottom: 24, containLabel: true },
       xAxis: { type: "value", min: 0, max: 100, axisLabel: { formatter: "{value}%" } },
-      yAxis: { type: "category", data: data.names, inverse: true, axisLabel: { width: 140, overflow: "truncate" } },
+      // On a phone the names take at most a third of the width, truncated, so the bars keep room.
+      yAxis: {
+        type: "category",
+        data: data.names,
+        inverse: true,
+        axisLabel: { width: Math.min(140, Math.round(element.clientWidth / 3)), overflow: "truncate" },
+      },
       series: [series],
     };
   }
 
-  function categoriesOption(data) {
+  function categoriesOption(data, element) {
+    // Six category names under six pairs of bars: each label gets its share of the width and
+    // wraps inside it, smaller on a phone, so neighbours never overlap.
+    var share = Math.floor((element.clientWidth - 40) / Math.max(1, data.labels.length)) - 6;
+    var narrow = element.clientWidth < 576;
     return {
       tooltip: Object.assign({ trigger: "axis", axisPointer: { type: "shadow" } }, TOOLTIP),
       legend: { top: 0 },
       grid: { left: 8, right: 16, top: 36, bottom: 8, containLabel: true },
-      xAxis: { type: "category", data: data.labels, axisLabel: { interval: 0, width: 72, overflow: "break" } },
+      xAxis: {
+        type: "category",
+        data: data.labels,
+        axisLabel: { interval: 0, width: Math.max(24, Math.min(96, share)), overflow: "break", fontSize: narrow ? 10 : 12 },
+      },
       yAxis: { type: "value", minInterval: 1 },
       series: [
         { name: "学生数", type: "bar", data: data.students, itemStyle: { color: COLORS.students } },

@@ -32,6 +32,7 @@ from visits.selectors import (
     visits_of_student,
 )
 from visits.services import VisitConflict, VisitRepeated, visit_save_draft, visit_submit
+from visits.views import saved_redirect
 
 
 @login_required
@@ -174,7 +175,7 @@ def _visit_form(request, *, visit, initial, suggestions=(), report=None) -> Http
                         attachment_add(visit=saved, prepared=prepared, acting_user=request.user)
             except VisitRepeated as exc:
                 messages.info(request, "这份家访记录已经保存过，没有重复保存。")
-                return redirect("visit_detail", public_id=exc.visit.public_id)
+                return saved_redirect(request, "visit_detail", public_id=exc.visit.public_id)
             except VisitConflict as exc:
                 conflict = exc.visit
                 form.add_error(
@@ -190,14 +191,25 @@ def _visit_form(request, *, visit, initial, suggestions=(), report=None) -> Http
                 notice = outside_campaign_notice(saved.visited_at)
                 if notice:
                     messages.warning(request, notice)
-                return redirect("visit_detail", public_id=saved.public_id)
+                return saved_redirect(request, "visit_detail", public_id=saved.public_id)
     else:
         form = VisitForm(initial=initial, user=request.user, visit=visit)
         formset = SuggestionFormSet(initial=list(suggestions), prefix="suggestions")
+    refused = form.is_bound
     return render(
         request,
         "visits/visit_form.html",
-        {"form": form, "formset": formset, "visit": visit, "report": report, "conflict": conflict},
+        {
+            "form": form,
+            "formset": formset,
+            "visit": visit,
+            "report": report,
+            "conflict": conflict,
+            # A refused form says why at the top (the page focuses it), and that the photos chosen
+            # for it were not stored: the phone's copy chooses them again where it can.
+            "error_summary": form.error_summary(formset) if refused else [],
+            "photos_dropped": len(request.FILES.getlist("photos")) if refused else 0,
+        },
     )
 
 

@@ -32,6 +32,7 @@ from visits.safety import (
     safety_reports_of_teacher,
 )
 from visits.safety_forms import SafetyCloseForm, SafetyReportForm, initial_report
+from visits.views import saved_redirect
 
 # The visit record form reads the report's students, companions and time from ?report=.
 VISIT_FORM_PATH = "/visits/new/"
@@ -58,7 +59,7 @@ def safety_new(request: HttpRequest) -> HttpResponse:
                 request,
                 f"已报备。请在 {timezone.localtime(report.due_at):%H:%M} 前点「平安返回」，超时学校将电话联系您。",
             )
-            return redirect("safety_mine")
+            return saved_redirect(request, "safety_mine")
     return render(request, "visits/safety_form.html", {"form": form})
 
 
