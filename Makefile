@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1:8000
 
-.PHONY: run test lint static migrate demo worker beat clean screenshots
+.PHONY: run test lint static migrate demo worker beat clean screenshots bench
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ worker: $(VENV)/.installed
 
 beat: $(VENV)/.installed
 	$(VENV)/bin/celery -A homevisit beat --loglevel INFO
+
+# Issue 9's figures on PostgreSQL (DATABASE_URL, Redis as CELERY_BROKER_URL); long: BENCH_SCALE=county
+# for a quick run. Writes bench/results/<date>.json and docs/benchmarks.md. Not part of test or CI.
+bench: $(VENV)/.installed
+	$(PY) bench/run.py
 
 clean:
 	rm -rf $(VENV) node_modules build var

@@ -112,8 +112,8 @@ def roster_rows(count: int) -> tuple[list[str], list[list]]:
 def valid_id(index: int, grade: int) -> str:
     weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
     year = 2026 - 6 - grade
-    # Unique for fewer than 21,000 rows: (month, day, sequence) repeat only after lcm(12, 28, 1000).
-    body = f"411421{year}{index % 12 + 1:02d}{index % 28 + 1:02d}{index % 1000:03d}"
+    # Unique for fewer than 335,664 rows: index read as (sequence 001-999, day, month); never ending 000.
+    body = f"411421{year}{index % 12 + 1:02d}{index // 12 % 28 + 1:02d}{index // 336 % 999 + 1:03d}"
     total = sum(int(d) * w for d, w in zip(body, weights, strict=True))
     return body + "10X98765432"[total % 11]
 

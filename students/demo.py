@@ -2,8 +2,9 @@
 so that ``make run`` shows a working campaign on a fresh machine.
 
 Every name and number is drawn from one ``random.Random(seed)`` in a fixed order, so a seed builds
-the same county on any machine and any database. Rows go in with ``bulk_create``: a build costs the
-same queries for a thousand students as for a million, apart from one insert per batch of rows.
+the same county on any machine and any database. Rows go in with ``schools.bulk.rows_write`` (COPY on
+PostgreSQL, ``bulk_create`` elsewhere): a build costs the same queries for a thousand students as for a
+million, apart from one write per batch of rows.
 Seeded rows are generated valid by construction and are not passed through ``full_clean()``, which
 would cost a query or more per row; the campaign calendar is the exception (five rows).
 """
@@ -24,6 +25,7 @@ from django.contrib.auth.hashers import make_password
 from django.db import models, transaction
 from django.utils import timezone
 
+from schools.bulk import rows_write
 from schools.models import (
     AuditEvent,
     Campaign,
@@ -568,7 +570,7 @@ def _calendar_create(*, today: datetime.date) -> SchoolYear:
 def _organisation_create(*, generator: _Generator, plans: list[_SchoolPlan], school_year: SchoolYear) -> int:
     """Zones, schools, accounts, classes and assignments; returns the number of accounts."""
     zones = [Zone(code=code, name=name) for code, name, _ in ZONES]
-    Zone.objects.bulk_create(zones)
+    rows_write(Zone, zones)
     for plan in plans:
         address = (
             f"{COUNTY}{plan.town}{plan.village}村"
@@ -584,7 +586,7 @@ def _organisation_create(*, generator: _Generator, plans: list[_SchoolPlan], sch
             contact_name=plan.admin.real_name,
             contact_phone=plan.admin.phone,
         )
-    School.objects.bulk_create([plan.row for plan in plans], batch_size=BATCH_SIZE)
+    rows_write(School, [plan.row for plan in plans])
 
     zone_admins = []
     for position, zone in enumerate(zones):
@@ -599,7 +601,7 @@ def _organisation_create(*, generator: _Generator, plans: list[_SchoolPlan], sch
         for user in plan.staff:
             user.school = plan.row
             accounts.append(user)
-    User.objects.bulk_create(accounts, batch_size=BATCH_SIZE)
+    rows_write(User, accounts)
 
     for plan in plans:
         for class_plan in plan.classes:
@@ -610,24 +612,25 @@ def _organisation_create(*, generator: _Generator, plans: list[_SchoolPlan], sch
                 number=class_plan.number,
                 head_teacher=class_plan.head,
             )
-    SchoolClass.objects.bulk_create([c.row for plan in plans for c in plan.classes], batch_size=BATCH_SIZE)
-    TeachingAssignment.objects.bulk_create(
+    rows_write(SchoolClass, [c.row for plan in plans for c in plan.classes])
+    rows_write(
+        TeachingAssignment,
         [
             TeachingAssignment(teacher=teacher, school_class=class_plan.row, subject=subject)
             for plan in plans
             for teacher, subject, taught in plan.teaching
             for class_plan in taught
         ],
-        batch_size=BATCH_SIZE,
     )
     # Each inspector looks after two or three schools (包联学校), the demo inspector 城关第一小学 first.
     assigned = ((0, 1), (2, 3, 4), (5, 6))
-    InspectorAssignment.objects.bulk_create(
+    rows_write(
+        InspectorAssignment,
         [
             InspectorAssignment(inspector=inspector, school=plans[index].row)
             for inspector, indexes in zip(inspectors, assigned, strict=True)
             for index in dict.fromkeys(i % len(plans) for i in indexes)
-        ]
+        ],
     )
     return len(accounts)
 
@@ -640,9 +643,9 @@ def _students_create(*, generator: _Generator, plans: list[_SchoolPlan], school_
     categories: list[StudentCategory] = []
 
     def flush() -> None:
-        Student.objects.bulk_create(students, batch_size=BATCH_SIZE)
-        Guardian.objects.bulk_create(guardians, batch_size=BATCH_SIZE)
-        StudentCategory.objects.bulk_create(categories, batch_size=BATCH_SIZE)
+        rows_write(Student, students)
+        rows_write(Guardian, guardians)
+        rows_write(StudentCategory, categories)
         students.clear()
         guardians.clear()
         categories.clear()

@@ -42,6 +42,9 @@ def require_postgresql(why: str) -> None:
 def _fast_and_private(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.PRIVATE_FILES_ROOT = tmp_path / "private"
+    from django.core.cache import cache
+
+    cache.clear()  # a page cached by one test (the dashboards' figures) is never served to the next
 
 
 @pytest.fixture

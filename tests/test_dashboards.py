@@ -8,19 +8,21 @@ the engine; one test at the end runs the engine and reads its rows through the p
 import datetime
 import io
 import re
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
 import time_machine
 from django.db import connection
+from django.db.models import FloatField
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from ledgers.models import WHOLE_CAMPAIGN, Level, TeacherStatistics, UnitStatistics, UnitStatisticsDay
 from ledgers.selectors import expected_coverage
-from ledgers.views.dashboards import TEACHER_COLUMNS, sort_items
+from ledgers.views.dashboards import TEACHER_COLUMNS, UnitTargets, sort_items
 from schools.models import AuditEvent, Campaign, Phase, School, SchoolClass, User, Zone
 from tests import factories
 
@@ -501,17 +503,29 @@ def _grow(world, build: StatsBuilder, count: int) -> None:
 
 
 PINNED = {
-    # page: (user, url, queries: session, user, campaign, phases, then the page's own reads)
-    # + 1 on each dashboard: the schools whose figures are behind (monitoring.selectors.figures_behind);
-    # + 1 on every unit page: the targets of its units (schools.targets.targets_for);
-    # + 3 on county, zone and school pages: the oversight panel (schools with review counts, back-check
-    # outcomes, rectifications: oversight.selectors.school_oversight); + 2 on the teacher assessment
-    # (visits found untrue and cases chosen, oversight.templatetags.oversight_tags.teacher_oversight).
-    "county": ("bureau_admin", lambda w: reverse("statistics_county"), 10 + 1 + 4),
-    "county_inspector": ("inspector", lambda w: reverse("statistics_county"), 11 + 1 + 4),  # + assigned schools
-    "zone": ("zone_admin", lambda w: reverse("statistics_zone", args=[w.school.zone.pk]), 9 + 1 + 4),
-    "school": ("school_admin", lambda w: reverse("statistics_school", args=[w.school.pk]), 10 + 1 + 4),
-    "class": ("school_admin", lambda w: reverse("statistics_class", args=[w.school.pk, w.school_class.pk]), 8 + 1 + 1),
+    # page: (user, url, queries: session, user, campaign, phases, then the page's own reads; main's
+    # base was county 10, inspector 11, zone 9, school 10, class 8). The ranking sorted and paginated
+    # in the database is two (its counts and its page, the assigned schools and the phase's rate
+    # within them, the inspector's assigned schools no longer a query of their own): + 1 on county,
+    # zone and school pages. + 1 on each dashboard: the schools whose figures are behind
+    # (monitoring.selectors.figures_behind); + 1 on every unit page: the targets of the campaign
+    # (UnitTargets); + 3 on county, zone and school pages: the oversight panel
+    # (oversight.selectors.school_oversight); + 1 on every unit page: when the figures last changed
+    # (the render cache's key), + 1 more on a school page for its teachers' rows; + 2 on the teacher
+    # assessment (visits found untrue and cases chosen, oversight_tags.teacher_oversight).
+    "county": ("bureau_admin", lambda w: reverse("statistics_county"), 10 + 1 + 1 + 1 + 3 + 1),
+    "county_inspector": ("inspector", lambda w: reverse("statistics_county"), 11 + 1 + 1 + 3 + 1),
+    "zone": ("zone_admin", lambda w: reverse("statistics_zone", args=[w.school.zone.pk]), 9 + 1 + 1 + 1 + 3 + 1),
+    "school": (
+        "school_admin",
+        lambda w: reverse("statistics_school", args=[w.school.pk]),
+        10 + 1 + 1 + 1 + 3 + 1 + 1,
+    ),
+    "class": (
+        "school_admin",
+        lambda w: reverse("statistics_class", args=[w.school.pk, w.school_class.pk]),
+        8 + 1 + 1 + 1,
+    ),
     "teachers": ("school_admin", lambda w: reverse("teacher_assessment", args=[w.school.pk]), 7 + 2),
     "teachers_xlsx": ("school_admin", lambda w: reverse("teacher_assessment_xlsx", args=[w.school.pk]), 7),
 }
@@ -527,11 +541,82 @@ def test_the_query_count_is_pinned_and_does_not_grow_with_schools(
     with django_assert_max_num_queries(pinned) as small:
         assert client.get(url).status_code == 200
     _grow(world, stats, 28)  # 2 schools become 30
+    # as the engine's refresh does: new figures, a new computed time (and so no cached page)
+    UnitStatistics.objects.update(computed_at=timezone.now() + datetime.timedelta(seconds=1))
     with django_assert_max_num_queries(len(small.captured_queries)):
         response = client.get(url)
     assert response.status_code == 200
     if name.startswith("county"):
         assert len(response.context["children_table"].lines) == 30
+
+
+def _add_many(world, build: StatsBuilder, coverages: list[int]) -> None:
+    for index, visited in enumerate(coverages):
+        school = factories.SchoolFactory(zone=world.school.zone, name=f"分页{index:02d}小学", code=f"S6{index:03d}")
+        build.school(school, students_required=100, students_visited=visited, staff_total=10)
+
+
+def test_the_ranking_is_paginated_by_fifty_sorted_in_the_database_across_pages(world, stats, login):
+    coverages = [(index * 37) % 101 for index in range(58)]  # 60 schools with the world's two
+    _add_many(world, stats, coverages)
+    client = login(world.bureau_admin)
+    first = client.get(reverse("statistics_county"), {"sort": "-coverage_rate", "period": FULL})
+    second = client.get(reverse("statistics_county"), {"sort": "-coverage_rate", "period": FULL, "page": 2})
+    lines = first.context["children_table"].lines + second.context["children_table"].lines
+    assert [len(first.context["children_table"].lines), len(second.context["children_table"].lines)] == [50, 10]
+    rows = UnitStatistics.objects.filter(level=Level.SCHOOL, period=FULL).order_by("sort_key", "name")
+    expected = sorted(rows, key=lambda r: r.coverage_rate, reverse=True)  # stable: ties keep sort_key order
+    assert [line.name for line in lines] == [r.name for r in expected]
+    # Behind the line counts every school, not only the page's; the page's chart is the page's.
+    behind = sum(1 for r in rows if r.coverage_rate < Decimal(EXPECTED_TODAY.rstrip("%")))
+    assert first.context["behind_count"] == second.context["behind_count"] == behind
+    assert first.context["charts"]["units"]["names"] == [line.name for line in lines[:50]]
+    html = page(first)
+    assert "第 1 / 2 页" in html and "page=2" in html
+    assert "sort=coverage_rate" in html and "sort=-coverage_rate&amp;page" not in html  # a new sort starts at page 1
+
+
+def test_the_inspectors_assigned_schools_lead_the_first_page_only(world, stats, login):
+    _add_many(world, stats, [(index * 37) % 101 for index in range(58)])
+    client = login(world.inspector)
+    first = client.get(reverse("statistics_county"), {"sort": "coverage_rate"}).context["children_table"]
+    second = client.get(reverse("statistics_county"), {"sort": "coverage_rate", "page": 2}).context["children_table"]
+    assert first.lines[0].name == world.school.name and first.lines[0].assigned
+    assert not any(line.assigned for line in first.lines[1:] + second.lines)
+    assert world.school.name not in names(second)
+
+
+def test_the_county_page_stays_small_however_many_schools(world, stats, login):
+    _add_many(world, stats, list(range(60)))
+    size = len(page(login(world.bureau_admin).get(reverse("statistics_county"))).encode())
+    for index in range(60):
+        stats.school(factories.SchoolFactory(zone=world.school.zone, name=f"扩充{index}小学", code=f"S7{index:03d}"))
+    grown = len(page(login(world.bureau_admin).get(reverse("statistics_county"))).encode())
+    assert grown < size * 1.05  # 62 or 122 schools: one page of 50 rows either way
+
+
+def test_a_cached_page_is_served_without_reading_the_ranking(world, stats, login, django_assert_max_num_queries):
+    client = login(world.bureau_admin)
+    first = client.get(reverse("statistics_county"))
+    # session, user, campaign, phases, the county's row, the targets, when the figures last changed
+    # (the key), and what is never cached: the freshness note (1) and the oversight panel (3)
+    with django_assert_max_num_queries(6 + 2 + 1 + 3) as cached:
+        second = client.get(reverse("statistics_county"))
+    assert not any("ORDER BY" in q["sql"] and "ledgers_unitstatistics" in q["sql"] for q in cached.captured_queries[5:])
+    assert page(second).count("<tr") == page(first).count("<tr")  # the same tables, from the cache
+    assert second.context["charts"] == first.context["charts"]
+
+
+def test_the_rendered_figures_are_cached_until_the_figures_are_computed_again(world, stats, login):
+    client = login(world.bureau_admin)
+    assert ">210<" in page(client.get(reverse("statistics_county")))  # the county's visits, now cached
+    county = UnitStatistics.objects.filter(level=Level.COUNTY, period=WHOLE_CAMPAIGN)
+    county.update(visits=4321)  # changed without a computation: the cached page stands
+    assert ">4321<" not in page(client.get(reverse("statistics_county")))
+    county.update(computed_at=timezone.now() + datetime.timedelta(seconds=1))  # as a refresh writes it
+    assert ">4321<" in page(client.get(reverse("statistics_county")))
+    # Another role, or another sort, never gets this page's cached figures.
+    assert "包联" in page(login(world.inspector).get(reverse("statistics_county")))
 
 
 def test_the_county_page_with_the_whole_campaign_selected_adds_one_query_for_the_phase(world, stats, login):
@@ -602,3 +687,63 @@ def test_each_dashboard_links_to_its_own_units_statistics_sheet(world, stats, lo
 
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/vnd.openxmlformats-officedocument.spreadsheetml")
+
+
+# --- targets per unit in the ranking read from the database (issue 12 with issue 9) ----------------
+
+TARGET_RATES = {"participation": 100, "focus_coverage": 100, "special_in_home": 100}
+
+
+def test_the_dashboards_targets_follow_the_precedence_of_targets_for(world, stats):
+    from oversight.services import target_set
+    from schools.targets import targets_for
+
+    campaign = Campaign.objects.get()
+    target_set(campaign=campaign, coverage=90, acting_user=world.bureau_admin, **TARGET_RATES)
+    target_set(campaign=campaign, zone=world.school.zone, coverage=70, acting_user=world.bureau_admin, **TARGET_RATES)
+    target_set(campaign=campaign, school=world.school, coverage=50, acting_user=world.bureau_admin, **TARGET_RATES)
+    rows = list(UnitStatistics.objects.filter(campaign=campaign))
+    expected = targets_for(campaign, rows)
+    targets = UnitTargets(campaign)
+    assert {(r.level, r.unit_id): targets.of(r) for r in rows} == expected
+    # The SQL CASE gives every row the same target as ``of``.
+    annotated = UnitStatistics.objects.filter(campaign=campaign).annotate(
+        target=targets.case(lambda t: t.coverage, FloatField())
+    )
+    assert {(r.level, r.unit_id): r.target for r in annotated} == {k: t.coverage for k, t in expected.items()}
+    assert {t.coverage for t in expected.values()} == {90, 70, 50}
+
+
+def test_the_ranking_counts_in_sql_the_units_behind_their_own_line_and_a_new_target_is_not_served_from_the_cache(
+    world, stats, login
+):
+    from oversight.services import target_set
+
+    campaign = Campaign.objects.get()
+    client = login(world.bureau_admin)
+
+    def behind() -> tuple[int, set[str]]:
+        response = client.get(reverse("statistics_county"), {"period": FULL})
+        lines = response.context["children_table"].lines
+        return response.context["behind_count"], {line.name for line in lines if line.behind}
+
+    count, names = behind()
+    assert world.other_school.name in names and count == len(names)  # 20.0% under the county's line
+    # Figures unchanged (no new computed time), one school's own target lowered: a new page.
+    target_set(
+        campaign=campaign, school=world.other_school, coverage=35, acting_user=world.bureau_admin, **TARGET_RATES
+    )
+    count, names = behind()
+    assert world.other_school.name not in names and count == len(names)
+
+
+def test_a_class_page_cached_for_the_school_admin_is_not_served_to_a_county_role(world, login):
+    campaign = factories.CampaignFactory()
+    if not campaign.phases.exists():
+        factories.PhaseFactory(campaign=campaign)
+    build = StatsBuilder(campaign)
+    build.school(world.school, students_required=2)
+    build.school_class(world.school_class, students_required=5, categories={"disability": [2, 1]})
+    url = reverse("statistics_class", args=[world.school.pk, world.school_class.pk])
+    assert "&lt;3" not in page(login(world.school_admin).get(url))  # exact, and now cached
+    assert "&lt;3" in page(login(world.bureau_admin).get(url))

@@ -9,9 +9,9 @@ passed to the school. In-home visits of the last thirty days have the safety rep
 under; the demo school also has teachers out right now and one report overdue, so that its safety
 board shows what it is for.
 
-Rows go in with ``bulk_create`` a batch at a time, reading the county a slice of schools at a time:
-the queries grow with the number of batches, not of students, and memory stays flat, so the same
-code builds the city-scale data set for benchmarks.
+Rows go in with ``schools.bulk.rows_write`` (COPY on PostgreSQL) a batch at a time, reading the
+county a slice of schools at a time: the queries grow with the number of batches, not of students,
+and memory stays flat, so the same code builds the city-scale data set for benchmarks.
 """
 
 import datetime
@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from schools.bulk import rows_write
 from schools.models import Campaign, Phase, Role, School, SchoolClass, TeachingAssignment, User
 from students.models import FOCUS_CATEGORIES, SPECIAL_CATEGORIES, Guardian, Student, StudentCategory
 from visits.models import Content, FeedbackStatus, Method, SafetyReport, Suggestion, Visit
@@ -80,6 +81,8 @@ SUGGESTIONS = (
     ("希望老师多反馈孩子在校表现。", "已加家长微信，每周反馈。"),
 )
 GUARDIAN_PRESENT = 0.9
+# The checklist's items past the two every visit covers (read once: ``Content.values`` builds a list).
+OPTIONAL_CONTENTS = tuple(Content.values[2:])
 
 
 @dataclass
@@ -275,7 +278,7 @@ class _Writer:
 
     def visit(self, rng, school: _School, pupil: _Pupil, *, phase, method, when, now) -> None:
         lead, companions = _people(rng, school, pupil)
-        contents = [Content.LEARNING, Content.FAMILY] + [code for code in Content.values[2:] if rng.random() < 0.55]
+        contents = [Content.LEARNING, Content.FAMILY] + [code for code in OPTIONAL_CONTENTS if rng.random() < 0.55]
         focus = pupil.focus or pupil.special
         row = Visit(
             school_id=school.id,
@@ -321,43 +324,43 @@ class _Writer:
         if not self.visits:
             return
         reports = [report for *_, report in self.visits if report is not None]
-        SafetyReport.objects.bulk_create(reports, batch_size=BATCH_SIZE)
+        rows_write(SafetyReport, reports)
         for row, *_, report in self.visits:
             row.safety_report = report
-        Visit.objects.bulk_create([row for row, *_ in self.visits], batch_size=BATCH_SIZE)
-        Visit.students.through.objects.bulk_create(
+        rows_write(Visit, [row for row, *_ in self.visits])
+        rows_write(
+            Visit.students.through,
             [
                 Visit.students.through(visit_id=row.pk, student_id=s)
                 for row, students, *_ in self.visits
                 for s in students
             ],
-            batch_size=BATCH_SIZE,
         )
-        Visit.companions.through.objects.bulk_create(
+        rows_write(
+            Visit.companions.through,
             [
                 Visit.companions.through(visit_id=row.pk, user_id=u)
                 for row, _, companions, *_ in self.visits
                 for u in companions
             ],
-            batch_size=BATCH_SIZE,
         )
-        SafetyReport.students.through.objects.bulk_create(
+        rows_write(
+            SafetyReport.students.through,
             [
                 SafetyReport.students.through(safetyreport_id=report.pk, student_id=s)
                 for _, students, _, _, report in self.visits
                 if report is not None
                 for s in students
             ],
-            batch_size=BATCH_SIZE,
         )
-        SafetyReport.companions.through.objects.bulk_create(
+        rows_write(
+            SafetyReport.companions.through,
             [
                 SafetyReport.companions.through(safetyreport_id=report.pk, user_id=u)
                 for _, _, companions, _, report in self.visits
                 if report is not None
                 for u in companions
             ],
-            batch_size=BATCH_SIZE,
         )
         suggestions = [
             Suggestion(
@@ -373,7 +376,7 @@ class _Writer:
             for row, _, _, items, _ in self.visits
             for text, reply, to_school in items
         ]
-        Suggestion.objects.bulk_create(suggestions, batch_size=BATCH_SIZE)
+        rows_write(Suggestion, suggestions)
         self.summary.visits += len(self.visits)
         self.summary.safety_reports += len(reports)
         self.summary.suggestions += len(suggestions)
@@ -410,9 +413,10 @@ def _today_on_the_demo_board(rng: random.Random, writer: _Writer, now: datetime.
             due_at=start + datetime.timedelta(minutes=expected + school.safety_grace_minutes),
         )
         reports.append((report, pupil))
-    SafetyReport.objects.bulk_create([report for report, _ in reports])
-    SafetyReport.students.through.objects.bulk_create(
-        [SafetyReport.students.through(safetyreport_id=report.pk, student_id=pupil.pk) for report, pupil in reports]
+    rows_write(SafetyReport, [report for report, _ in reports])
+    rows_write(
+        SafetyReport.students.through,
+        [SafetyReport.students.through(safetyreport_id=report.pk, student_id=pupil.pk) for report, pupil in reports],
     )
     writer.summary.safety_reports += len(reports)
     safety_reports_mark_overdue(now=now)

@@ -8,12 +8,30 @@ DENIED audit row of ``schools.scoping``), so that no one learns what lies outsid
 """
 
 import datetime
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Q
+from django.core.cache import cache
+from django.core.cache.utils import make_template_fragment_key
+from django.core.paginator import Page, Paginator
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    F,
+    FloatField,
+    Func,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -23,7 +41,6 @@ from ledgers.exports import teacher_assessment_export
 from ledgers.models import WHOLE_CAMPAIGN, Level, TeacherStatistics, UnitStatistics, UnitStatisticsDay, rate
 from ledgers.selectors import (
     Period,
-    assigned_school_ids,
     campaign_periods,
     expected_coverage,
     progress_period,
@@ -32,15 +49,31 @@ from ledgers.selectors import (
     trend,
     unit_rows,
 )
-from schools.models import BUREAU_ROLES, AuditEvent, Campaign, Role, School, SchoolClass, Zone
+from schools.models import (
+    BUREAU_ROLES,
+    AuditEvent,
+    Campaign,
+    CampaignTarget,
+    InspectorAssignment,
+    Role,
+    School,
+    SchoolClass,
+    Zone,
+)
 from schools.privacy import SMALL_COUNT, small_count, works_with_students
 from schools.scoping import deny, get_object_for_user, require_roles
 from schools.services import audit_event_record
-from schools.targets import targets_for
+from schools.targets import SOURCES, Target
 from students.models import FOCUS_CATEGORIES, SENSITIVE_CATEGORIES, Category
 
 DASHBOARD_ROLES = (Role.SCHOOL_ADMIN, Role.ZONE_ADMIN, Role.INSPECTOR, Role.BUREAU_ADMIN)
 NO_VALUE = "—"
+# Rows of a ranking per page: a city's 1,500 schools are 30 pages, each the size of a county's.
+RANKING_PAGE_SIZE = 50
+# How long a page's rendered figures stay cached (Django's cache, per process by default); the key
+# holds the figures' computed time, so a refresh makes a new key at once and this only bounds the
+# memory kept for keys no longer asked for.
+RANKING_CACHE_SECONDS = 600
 
 
 # --- the request's campaign and period ----------------------------------------------------------
@@ -213,6 +246,201 @@ def unit_table(items: list[UnitItem], columns: list[Column], *, sort: str | None
     return Table(headers=_headers(columns, active, descending), lines=lines, sortable=sort is not None, items=items)
 
 
+# --- rankings sorted and paginated in the database ---------------------------------------------------
+
+# The rate columns as (numerator, denominator) of the row's fields; ``phase_coverage`` reads the
+# progress phase's row of the same unit (annotated by ``_ranking_rows``).
+RATE_FIELDS = {
+    "participation_rate": ("teachers_participating", "staff_total"),
+    "coverage_rate": ("students_visited", "students_required"),
+    "focus_coverage_rate": ("focus_visited", "focus_students"),
+    "special_rule_rate": ("special_meeting_rule", "special_students"),
+    "phase_coverage": ("phase_visited", "phase_required"),
+}
+TEXT_FIELDS = {"name": "name", "zone": "zone__name"}
+
+
+class Percent(Func):
+    """``ledgers.models.rate`` in SQL: numerator × 100 ÷ denominator rounded to one decimal, NULL
+    when the denominator is 0, so that a ranking sorted in the database orders (and ties) exactly
+    as the rates it shows. PostgreSQL computes it in exact ``numeric``; SQLite in floating point."""
+
+    arity = 2
+    output_field = FloatField()
+
+    def as_sql(self, compiler, connection, **extra_context):
+        (numerator, numerator_params), (denominator, denominator_params) = (
+            compiler.compile(expression) for expression in self.get_source_expressions()
+        )
+        scaled = f"CAST({numerator} AS NUMERIC) * 100" if connection.vendor == "postgresql" else f"{numerator} * 100.0"
+        sql = f"CASE WHEN {denominator} > 0 THEN ROUND({scaled} / {denominator}, 1) END"
+        return sql, (*denominator_params, *numerator_params, *denominator_params)
+
+
+def _ranking_order(columns: list[Column], sort: str) -> tuple[list, str, bool]:
+    """The ORDER BY of a ranking sorted by ``sort`` (a column key, ``-`` first for descending):
+    values missing (「—」) last either way, ties in the organisation's order, as ``sort_items`` does.
+    Returns the ordering, the active column key ("" if none) and the direction."""
+    key, descending = sort.removeprefix("-"), sort.startswith("-")
+    tail = ["sort_key", "name", "pk"]
+    if not any(column.key == key for column in columns):
+        return tail, "", False
+    if key in RATE_FIELDS:
+        expression = Percent(*(F(name) for name in RATE_FIELDS[key]))
+    else:
+        expression = F(TEXT_FIELDS.get(key, key))
+    if key == "zone":  # a row without a zone shows "", which sorts first
+        ordered = expression.desc(nulls_last=True) if descending else expression.asc(nulls_first=True)
+    else:
+        ordered = expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True)
+    return [ordered, *tail], key, descending
+
+
+def _ranking_rows(rows: QuerySet, *, user, progress: "Period | None", period: "Period", level: str) -> QuerySet:
+    """``rows`` with what a ranking needs besides the row: ``phase_required`` and ``phase_visited``
+    of the unit in the progress phase (the row's own figures when that is the chosen period), and
+    ``assigned`` (an inspector's 包联 school)."""
+    if progress is not None and progress.code != period.code:
+        phase = UnitStatistics.objects.filter(
+            campaign_id=OuterRef("campaign_id"),
+            period=progress.code,
+            level=OuterRef("level"),
+            unit_id=OuterRef("unit_id"),
+        )
+        rows = rows.annotate(
+            phase_required=Subquery(phase.values("students_required")[:1]),
+            phase_visited=Subquery(phase.values("students_visited")[:1]),
+        )
+    else:
+        rows = rows.annotate(phase_required=F("students_required"), phase_visited=F("students_visited"))
+    if level == Level.SCHOOL and user.role == Role.INSPECTOR:
+        mine = InspectorAssignment.objects.filter(inspector=user, school_id=OuterRef("unit_id"))
+        rows = rows.annotate(assigned=Exists(mine))
+    else:
+        rows = rows.annotate(assigned=Value(False))
+    return rows
+
+
+class UnitTargets:
+    """The coverage targets of a campaign's units (issue 12), read once (one query): ``of`` gives a
+    unit's ``Target`` by the precedence of ``schools.targets.targets_for`` (a school's or class's
+    school, else its zone, else the county, else the campaign), ``case`` the same as a SQL
+    ``CASE`` over a ``UnitStatistics`` queryset, so that a ranking counts the units behind their own
+    line in the database. ``version`` changes whenever a target does (the figures' cache key)."""
+
+    def __init__(self, campaign: Campaign) -> None:
+        rows = list(CampaignTarget.objects.filter(campaign=campaign).order_by("pk"))
+        county = next((t for t in rows if t.zone_id is None and t.school_id is None), None)
+        self.default = Target(campaign.coverage_target, 100, 100, 100, "campaign")
+        if county is not None:
+            self.default = _campaign_target(county, "county")
+        self.zones = {t.zone_id: _campaign_target(t, "zone") for t in rows if t.zone_id is not None}
+        self.schools = {t.school_id: _campaign_target(t, "school") for t in rows if t.school_id is not None}
+        self.version = repr([self.default, sorted(self.zones.items()), sorted(self.schools.items())])
+
+    def of(self, unit: UnitStatistics) -> Target:
+        if unit.level in (Level.SCHOOL, Level.CLASS) and unit.school_id in self.schools:
+            return self.schools[unit.school_id]
+        if unit.level != Level.COUNTY and unit.zone_id in self.zones:
+            return self.zones[unit.zone_id]
+        return self.default
+
+    def case(self, value: Callable[[Target], Any], output_field) -> Case | None:
+        """``value(target)`` of each row's target as SQL (None when the default's value is None)."""
+        default = value(self.default)
+        if default is None:
+            return None
+        whens = []
+        for field_name, levels, by_id in (
+            ("school_id", [Level.SCHOOL, Level.CLASS], self.schools),
+            ("zone_id", [Level.ZONE, Level.SCHOOL, Level.CLASS], self.zones),
+        ):
+            grouped: dict[Any, list[int]] = {}
+            for unit_id, target in by_id.items():
+                grouped.setdefault(value(target), []).append(unit_id)
+            whens += [
+                When(Q(level__in=levels, **{f"{field_name}__in": ids}), then=Value(result, output_field=output_field))
+                for result, ids in grouped.items()
+            ]
+        return Case(*whens, default=Value(default, output_field=output_field), output_field=output_field)
+
+
+def _campaign_target(row: CampaignTarget, source: str) -> Target:
+    return Target(row.coverage, row.participation, row.focus_coverage, row.special_in_home, source)
+
+
+@dataclass
+class Ranking:
+    """One page of a ranking: the table of its rows, the page (``Page``), and how many units of the
+    whole ranking are behind today's expected line."""
+
+    table: Table
+    page: Page
+    behind_count: int
+
+
+def unit_ranking(
+    rows: QuerySet,
+    columns: list[Column],
+    *,
+    sort: str,
+    page_number: str | None,
+    progress_shown: bool,
+    targets: "UnitTargets",
+    expected_of: Callable[[Target], Decimal | None],
+    url: Callable[[UnitStatistics], str | None],
+) -> Ranking:
+    """A ranking of units sorted and paginated in the database (``RANKING_PAGE_SIZE`` rows a page):
+    an inspector's 包联 schools first whatever the order, then ``sort``'s order. ``rows`` come from
+    ``_ranking_rows``. Each unit is behind when its progress-phase coverage is under the expected
+    line of its own target (``targets``; ``expected_of`` turns a target into today's line, None
+    outside a phase): in SQL for the count, in Python for the page's rows, with the same values.
+    Two queries: the counts (units, and those behind the line) and the page."""
+    ordering, active, descending = _ranking_order(columns, sort)
+    # One query counts the units and those behind the line; the paginator takes the count from it.
+    behind = Q(pk__in=[])
+    if progress_shown:
+        expected_line = targets.case(expected_of, FloatField())
+        if expected_line is not None:
+            behind = Q(phase_rate__lt=expected_line)
+    counts = rows.alias(phase_rate=Percent(F("phase_visited"), F("phase_required"))).aggregate(
+        total=Count("pk"), behind=Count("pk", filter=behind)
+    )
+    paginator = Paginator(rows.order_by(F("assigned").desc(), *ordering), RANKING_PAGE_SIZE)
+    paginator.count = counts["total"]  # a cached_property: set, it spares the paginator's own COUNT
+    page = paginator.get_page(page_number)
+    items = []
+    for unit_row in page.object_list:
+        coverage = rate(unit_row.phase_visited or 0, unit_row.phase_required or 0) if progress_shown else None
+        expected = expected_of(targets.of(unit_row))
+        items.append(
+            UnitItem(
+                row=unit_row,
+                url=url(unit_row),
+                phase_coverage=coverage,
+                behind=expected is not None and coverage is not None and coverage < expected,
+                assigned=bool(unit_row.assigned),
+            )
+        )
+    behind_count = counts["behind"] or 0
+    table = Table(
+        headers=_headers(columns, active, descending),
+        lines=[
+            Line(
+                name=item.row.name,
+                url=item.url,
+                cells=[(column.text(item), column.kind != "text") for column in columns[1:]],
+                assigned=item.assigned,
+                behind=item.behind,
+            )
+            for item in items
+        ],
+        sortable=True,
+        items=items,
+    )
+    return Ranking(table=table, page=page, behind_count=behind_count)
+
+
 TEACHER_COLUMNS = [
     Column("name", "教师", lambda r: r.teacher.display_name, "text"),
     Column("students_assigned", "任教学生数", lambda r: r.students_assigned),
@@ -373,7 +601,9 @@ def _categories(row: UnitStatistics, *, exact: bool = True) -> list[dict]:
 
 def _render_unit(request: HttpRequest, scope: Scope, unit: Unit, *, with_zones: bool = False) -> HttpResponse:
     """Render a dashboard: headline figures and progress of ``unit``, the ranking of the units
-    below it (sortable, behind-the-line highlighted), focus categories, and the daily trend."""
+    below it (sorted and paginated in the database, each unit behind its own target's line
+    highlighted), focus categories, and the daily trend. The rendered figures are cached under a
+    key of what they depend on (``_figures_cache_key``); a cached page reads no ranking."""
     context: dict[str, Any] = {"scope": scope, "unit": unit, "title": f"{unit.name}统计看板"}
     row = unit.row
     if scope.campaign is None or row is None:
@@ -381,26 +611,41 @@ def _render_unit(request: HttpRequest, scope: Scope, unit: Unit, *, with_zones: 
     user, campaign, period = request.user, scope.campaign, scope.period
 
     progress = progress_period(scope.periods, period, scope.today)
+    # Each unit is measured against its own target (schools.targets: school, zone, county, campaign).
+    targets = UnitTargets(campaign)
 
-    children: list[UnitStatistics] = []
-    if unit.child_level:
-        children = list(
-            unit_rows(
-                user, campaign=campaign, period=period.code, level=unit.child_level, **unit.child_filter
-            ).select_related("zone")
+    def expected_for(target: Target) -> Decimal | None:
+        if progress is None:
+            return None
+        return expected_coverage(target=target.coverage, start=progress.start, end=progress.end, today=scope.today)
+
+    expected = expected_for(targets.of(row))
+    # Small numbers of a sensitive category in a class point at a child (issue 14).
+    exact = unit.level != Level.CLASS or works_with_students(user)
+
+    # The figures rendered for the same key before: the page around them only, no further query.
+    key = _figures_cache_key(
+        request, unit, campaign=campaign, periods=[period, progress], targets=targets, expected=expected, exact=exact
+    )
+    fragments = [make_template_fragment_key(name, [key]) for name in ("dashboard_figures", "dashboard_tables")]
+    cached_charts = cache.get(f"{fragments[0]}:charts")
+    if cached_charts is not None and all(cache.get(fragment) is not None for fragment in fragments):
+        context.update(
+            row=row, charts=cached_charts, ranking_cache_seconds=RANKING_CACHE_SECONDS, figures_cache_key=key
         )
+        return render(request, "ledgers/dashboard.html", context)
+
     zones = list(unit_rows(user, campaign=campaign, period=period.code, level=Level.ZONE)) if with_zones else []
 
-    # Coverage in the progress phase: the rows already read when that phase is the chosen period,
-    # else one query for the same units in that phase.
+    # Coverage in the progress phase of the unit and its zones: the rows already read when that
+    # phase is the chosen period, else one query for the same units in that phase. The ranking
+    # below reads its own in the database.
     if progress is None:
         phase_rows = {}
     elif progress.code == period.code:
-        phase_rows = {(r.level, r.unit_id): r for r in [row, *children, *zones]}
+        phase_rows = {(r.level, r.unit_id): r for r in [row, *zones]}
     else:
         wanted = Q(level=unit.level, unit_id=unit.unit_id)
-        if unit.child_level:
-            wanted |= Q(level=unit.child_level, **unit.child_filter)
         if with_zones:
             wanted |= Q(level=Level.ZONE)
         phase_rows = {
@@ -408,49 +653,50 @@ def _render_unit(request: HttpRequest, scope: Scope, unit: Unit, *, with_zones: 
             for r in UnitStatistics.objects.visible_to(user).filter(wanted, campaign=campaign, period=progress.code)
         }
 
-    assigned = assigned_school_ids(user) if unit.child_level == Level.SCHOOL else set()
-    # Each unit is measured against its own target (schools.targets: school, zone, county, campaign).
-    targets = targets_for(campaign, [row, *children, *zones])
-
-    def expected_of(unit_row: UnitStatistics) -> Decimal | None:
-        if progress is None:
-            return None
-        target = targets[unit_row.level, unit_row.unit_id].coverage
-        return expected_coverage(target=target, start=progress.start, end=progress.end, today=scope.today)
-
-    expected = expected_of(row)
-
     def item(unit_row: UnitStatistics, url: str | None) -> UnitItem:
         phase_row = phase_rows.get((unit_row.level, unit_row.unit_id))
         coverage = phase_row.coverage_rate if phase_row is not None else None
-        expected = expected_of(unit_row)
+        expected = expected_for(targets.of(unit_row))
         return UnitItem(
             row=unit_row,
             url=url,
             phase_coverage=coverage,
             behind=expected is not None and coverage is not None and coverage < expected,
-            assigned=unit_row.level == Level.SCHOOL and unit_row.unit_id in assigned,
         )
 
     own = item(row, None)
     phase_label = progress.label if progress is not None and progress.code != period.code else ""
-    child_items = [item(r, _child_url(r, scope)) for r in children]
-    children_table = None
+    ranking = None
     if unit.child_level:
-        columns = unit_columns(unit.child_level, with_zone=with_zones, phase_label=phase_label)
-        children_table = unit_table(child_items, columns, sort=request.GET.get("sort", ""))
+        children = _ranking_rows(
+            unit_rows(user, campaign=campaign, period=period.code, level=unit.child_level, **unit.child_filter),
+            user=user,
+            progress=progress,
+            period=period,
+            level=unit.child_level,
+        ).select_related("zone")
+        ranking = unit_ranking(
+            children,
+            unit_columns(unit.child_level, with_zone=with_zones, phase_label=phase_label),
+            sort=request.GET.get("sort", ""),
+            page_number=request.GET.get("page"),
+            progress_shown=progress is not None,
+            targets=targets,
+            expected_of=expected_for,
+            url=lambda r: _child_url(r, scope),
+        )
+    children_table = ranking.table if ranking is not None else None
     zones_table = None
     if with_zones:
         zone_items = [item(r, reverse("statistics_zone", args=[r.unit_id]) + scope.query) for r in zones]
         zones_table = unit_table(zone_items, unit_columns(Level.ZONE, phase_label=phase_label), sort=None)
 
     days = trend(campaign=campaign, level=unit.level, unit_id=unit.unit_id)
-    # Small numbers of a sensitive category in a class point at a child (issue 14).
-    exact = unit.level != Level.CLASS or works_with_students(user)
     categories = _categories(row, exact=exact)
-    # The chart follows the table's order, so that a sorted ranking reads the same in both.
+    # The chart follows the table's page and order, so that a sorted ranking reads the same in both.
     ranked = children_table.items if children_table is not None else []
     charts = _charts(scope, days=days, ranked=ranked, categories=categories, progress=progress, expected=expected)
+    own_target = targets.of(row)
     context.update(
         {
             "row": row,
@@ -460,24 +706,65 @@ def _render_unit(request: HttpRequest, scope: Scope, unit: Unit, *, with_zones: 
             "expected": expected,
             "progress_text": _progress_text(own.phase_coverage, expected) if progress is not None else None,
             "own": own,
-            "target": targets[row.level, row.unit_id].coverage,
-            "target_source": targets[row.level, row.unit_id].source_label,
-            "child_targets": sorted(
-                {(targets[r.level, r.unit_id].source_label, targets[r.level, r.unit_id].coverage) for r in children}
-            ),
+            "target": own_target.coverage,
+            "target_source": own_target.source_label,
+            # The targets the units of this page are measured against (more than one: each its own).
+            "child_targets": sorted({(SOURCES[t.source], t.coverage) for t in (targets.of(i.row) for i in ranked)}),
             "children_table": children_table,
+            "children_page": ranking.page if ranking is not None else None,
             "children_label": NAME_LABELS.get(unit.child_level, ""),
             "zones_table": zones_table,
             "categories": categories,
             "days": list(reversed(days)),
             "charts": charts,
-            "behind_count": sum(1 for i in child_items if i.behind),
+            "behind_count": ranking.behind_count if ranking is not None else 0,
         }
     )
+    context["ranking_cache_seconds"] = RANKING_CACHE_SECONDS
+    context["figures_cache_key"] = key
+    cache.set(f"{fragments[0]}:charts", charts, RANKING_CACHE_SECONDS)
     if unit.level == Level.SCHOOL:
         teachers = list(teacher_rows(user, campaign=campaign, period=period.code, school_id=unit.unit_id))
         context["teachers_table"] = teacher_table(teachers, sort=None)
     return render(request, "ledgers/dashboard.html", context)
+
+
+def _figures_cache_key(
+    request: HttpRequest,
+    unit: Unit,
+    *,
+    campaign: Campaign,
+    periods: list[Period | None],
+    targets: UnitTargets,
+    expected: Decimal | None,
+    exact: bool,
+) -> str:
+    """What the rendered figures of a page depend on: the unit, the query string (period, sort,
+    page), when the figures of the campaign's units in the shown and the progress periods last
+    changed (``computed_at`` moves only with the figures, so new figures make a new key and nothing
+    is ever invalidated; one aggregate query, with the teachers' rows on a school's page), the
+    targets (any change to one), today's expected line, whether small counts are shown exactly
+    (issue 14), and the viewer's role (an inspector's own 包联 schools lead the ranking). The
+    freshness note and the oversight panel are outside the cached fragments."""
+    codes = [p.code for p in periods if p is not None]
+    changed = UnitStatistics.objects.filter(campaign=campaign, period__in=codes).aggregate(last=Max("computed_at"))
+    parts = [str(changed["last"])]
+    if unit.level == Level.SCHOOL:
+        teachers = TeacherStatistics.objects.filter(campaign=campaign, period__in=codes, school_id=unit.unit_id)
+        parts.append(str(teachers.aggregate(last=Max("computed_at"))["last"]))
+    viewer = f"{request.user.role}:{request.user.pk if request.user.role == Role.INSPECTOR else ''}"
+    return "|".join(
+        [
+            unit.level,
+            str(unit.unit_id),
+            request.GET.urlencode(),
+            *parts,
+            hashlib.sha256(targets.version.encode()).hexdigest()[:16],
+            str(expected),
+            "exact" if exact else "masked",
+            viewer,
+        ]
+    )
 
 
 def _charts(

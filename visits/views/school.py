@@ -5,7 +5,8 @@ The list and the export share one filter, ``VisitFilterForm``; objects are reach
 """
 
 import datetime
-from collections.abc import Iterator
+import itertools
+from collections.abc import Callable, Iterator
 
 from django import forms
 from django.contrib.auth.decorators import login_required
@@ -19,12 +20,23 @@ from django.urls import reverse
 from django.utils import timezone
 
 from schools.exports import write_xlsx
-from schools.models import COUNTY_ROLES, AuditEvent, Campaign, Phase, Role, School, SchoolClass, SchoolYear, User
+from schools.models import (
+    COUNTY_ROLES,
+    AuditEvent,
+    Campaign,
+    Grade,
+    Phase,
+    Role,
+    School,
+    SchoolClass,
+    SchoolYear,
+    User,
+)
 from schools.privacy import mask_id_number, redact_contacts, works_with_students
 from schools.scoping import get_object_for_user, require_roles
 from schools.services import audit_event_record
 from students.models import SENSITIVE_CATEGORIES, Category, Student, StudentCategory
-from visits.models import Attachment, Content, Method, Visit
+from visits.models import Attachment, Content, Method, Suggestion, Visit
 
 PAGE_SIZE = 50
 EXPORT_CHUNK_SIZE = 2000
@@ -233,10 +245,35 @@ EXPORT_WIDTHS = [18, 14, 10, 24, 17, 10, 9, 16, 10, 16, 16, 30, 50, 40, 40, 9, 9
 NOTE_COLUMNS = {"情况记录", "商定措施"}
 
 
+# The columns a (visit, student) row of the export is read with, by name; plain tuples, no models.
+EXPORT_FIELDS = (
+    "visit_id",
+    "visit__school__name",
+    "student__school_class__grade",
+    "student__school_class__number",
+    "student__name",
+    "student__student_number",
+    "visit__visited_at",
+    "visit__method",
+    "visit__phase__kind",
+    "visit__lead_teacher__real_name",
+    "visit__lead_teacher__username",
+    "visit__guardians_met",
+    "visit__contents",
+    "visit__situation",
+    "visit__measures",
+    "visit__consent_recorded",
+    "visit__integrity_declared",
+    "visit__status",
+    "visit__submitted_at",
+)
+
+
 def visit_export_rows(pairs: QuerySet, *, full: bool = False, notes: bool = True) -> Iterator[list]:
     """One row per (visit, student): the sheet counts by student. ``pairs`` are rows of the
-    visit–student table; they are read in batches, each with its companions and suggestions
-    prefetched in two queries, so that the query count does not grow with the rows.
+    visit–student table, read as tuples (``values_list``, no model instances) from a server-side
+    cursor ``EXPORT_CHUNK_SIZE`` at a time; each chunk's companions and suggestions come in two
+    queries, so that the query count grows with chunks, not rows, and memory stays flat.
 
     Identifiers are masked, and so are the phone and ID numbers typed into the free text, unless
     ``full`` (an admin's explicit full export, DESIGN §8). Without ``notes`` (the county's roles),
@@ -244,30 +281,78 @@ def visit_export_rows(pairs: QuerySet, *, full: bool = False, notes: bool = True
     shown = _as_typed if full else redact_contacts
     kept = [index for index, label in enumerate(EXPORT_HEADER) if notes or label not in NOTE_COLUMNS]
     yield [EXPORT_HEADER[index] for index in kept]
-    for pair in pairs.iterator(chunk_size=EXPORT_CHUNK_SIZE):
-        visit, student = pair.visit, pair.student
-        row = [
-            visit.school.name,
-            student.school_class.name if student.school_class else "",
-            student.name,
-            student.student_number if full else mask_id_number(student.student_number),
-            visit.visited_at,
-            visit.get_method_display(),
-            _yes_no(visit.is_in_home),
-            visit.phase.get_kind_display() if visit.phase else "",
-            visit.lead_teacher.display_name,
-            "、".join(user.display_name for user in visit.companions.all()),
-            shown(visit.guardians_met),
-            "、".join(str(label) for label in visit.content_labels()),
-            shown(visit.situation),
-            shown(visit.measures),
-            "；".join(_suggestion_text(item, shown) for item in visit.suggestions.all()),
-            _yes_no(visit.consent_recorded),
-            _yes_no(visit.integrity_declared),
-            visit.get_status_display(),
-            visit.submitted_at,
-        ]
-        yield row if notes else [row[index] for index in kept]
+    rows = pairs.values_list(*EXPORT_FIELDS).iterator(chunk_size=EXPORT_CHUNK_SIZE)
+    methods, phases, statuses = (
+        {code: str(label) for code, label in choices.choices} for choices in (Method, Phase.Kind, Visit.Status)
+    )
+    contents = [(code, str(label)) for code, label in Content.choices]
+    class_names: dict[tuple[int, int], str] = {}
+    while chunk := list(itertools.islice(rows, EXPORT_CHUNK_SIZE)):
+        visit_ids = {row[0] for row in chunk}
+        companions: dict[int, list[str]] = {}
+        for visit_id, real_name, username in (
+            Visit.companions.through.objects.filter(visit_id__in=visit_ids)
+            .order_by("user__real_name", "user_id")
+            .values_list("visit_id", "user__real_name", "user__username")
+        ):
+            companions.setdefault(visit_id, []).append(real_name or username)
+        suggestions: dict[int, list[str]] = {}
+        for visit_id, text, to_school, reply in (
+            Suggestion.objects.filter(visit_id__in=visit_ids)
+            .order_by("pk")
+            .values_list("visit_id", "text", "to_school", "reply")
+        ):
+            suggestions.setdefault(visit_id, []).append(
+                _suggestion_text(text, to_school=to_school, reply=reply, shown=shown)
+            )
+        for (
+            visit_id,
+            school,
+            grade,
+            number,
+            name,
+            student_number,
+            visited_at,
+            method,
+            phase,
+            lead_name,
+            lead_username,
+            guardians_met,
+            visit_contents,
+            situation,
+            measures,
+            consent,
+            integrity,
+            status,
+            submitted_at,
+        ) in chunk:
+            class_name = ""
+            if grade is not None:
+                class_name = class_names.get((grade, number)) or class_names.setdefault(
+                    (grade, number), f"{Grade(grade).label}（{number}）班"
+                )
+            row = [
+                school,
+                class_name,
+                name,
+                student_number if full else mask_id_number(student_number),
+                visited_at,
+                methods.get(method, method),
+                _yes_no(method == Method.IN_HOME),
+                phases.get(phase, "") if phase else "",
+                lead_name or lead_username,
+                "、".join(companions.get(visit_id, ())),
+                shown(guardians_met),
+                "、".join(label for code, label in contents if code in (visit_contents or ())),
+                shown(situation),
+                shown(measures),
+                "；".join(suggestions.get(visit_id, ())),
+                _yes_no(consent),
+                _yes_no(integrity),
+                statuses.get(status, status),
+                submitted_at,
+            ]
+            yield row if notes else [row[index] for index in kept]
 
 
 def _as_typed(text: str) -> str:
@@ -278,8 +363,8 @@ def _yes_no(value: bool) -> str:
     return "是" if value else "否"
 
 
-def _suggestion_text(item, shown) -> str:
-    return shown(f"{item.text}（{'提交学校处理' if item.to_school else '答复：' + item.reply}）")
+def _suggestion_text(text: str, *, to_school: bool, reply: str, shown: Callable[[str], str]) -> str:
+    return shown(f"{text}（{'提交学校处理' if to_school else '答复：' + reply}）")
 
 
 @require_roles(Role.SCHOOL_ADMIN)
@@ -308,20 +393,13 @@ def _visit_export(request: HttpRequest, *, school: School, full: bool, county: b
     if students is not None:
         # A class or category export lists only that class's (or category's) students, not their siblings.
         pairs = pairs.filter(student_id__in=students.values("pk"))
-    pairs = (
-        pairs.select_related("visit__school", "visit__lead_teacher", "visit__phase", "student__school_class")
-        .prefetch_related(
-            Prefetch("visit__companions", queryset=User.objects.order_by("real_name", "pk")),
-            "visit__suggestions",
-        )
-        .order_by(
-            "student__school_class__grade",
-            "student__school_class__number",
-            "student__name",
-            "student_id",
-            "visit__visited_at",
-            "visit_id",
-        )
+    pairs = pairs.order_by(
+        "student__school_class__grade",
+        "student__school_class__number",
+        "student__name",
+        "student_id",
+        "visit__visited_at",
+        "visit_id",
     )
     export = write_xlsx(
         visit_export_rows(pairs, full=full, notes=not county),

@@ -10,6 +10,7 @@ from django.utils import timezone
 from ledgers.demo import demo_ledgers_build
 from ledgers.statistics import statistics_compute, statistics_history_backfill
 from oversight.demo import demo_oversight_build
+from schools.bulk import tables_analyze
 from schools.exports import display_width
 from schools.models import Campaign, School
 from students.demo import (
@@ -94,6 +95,8 @@ class Command(BaseCommand):
         except DemoCountyError as error:
             raise CommandError(str(error)) from error
 
+        if summary is not None:
+            tables_analyze()
         if summary is None:
             self.stdout.write("数据库中已有学校，未生成演示数据（如需重建，请加 --reset）。")
         self._accounts_write()
