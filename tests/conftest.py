@@ -74,12 +74,17 @@ def _eager_celery():
 
 @pytest.fixture(autouse=True)
 def _publish_circuit_closed():
-    """Each test starts with the broker circuit closed (homevisit.celery: it is per process)."""
+    """Each test starts with the broker circuit closed and enabled (homevisit.celery: it is per
+    process). A test that starts a Celery worker inside the test process fires ``worker_init``,
+    which turns the circuit off for the worker; without the reset, later tests of the same pytest
+    process would publish with no circuit (seen in CI's PostgreSQL run)."""
     from homevisit.celery import publish_circuit
 
     publish_circuit.close()
+    publish_circuit.enabled = True
     yield
     publish_circuit.close()
+    publish_circuit.enabled = True
 
 
 @dataclass
