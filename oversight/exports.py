@@ -5,19 +5,19 @@ import datetime
 from collections.abc import Iterable, Iterator
 
 from oversight.models import Inspection
-from schools.exports import ExportFile, LedgerLayout, write_xlsx
+from schools.exports import ExportFile, LedgerHeading, write_ledger_xlsx
 from schools.models import Role, User
 
-HEADER = ["序号", "学校", "督查日期", "督查方式", "督查人", "发现问题", "整改要求", "整改期限", "状态", "是否逾期"]
-WIDTHS = [6, 22, 12, 12, 10, 40, 36, 12, 12, 10]
+HEADER = ["学校", "督查日期", "督查方式", "督查人", "发现问题", "整改要求", "整改期限", "状态", "是否逾期"]
+WIDTHS = [22, 12, 12, 10, 40, 36, 12, 12, 10]
 
 
 def inspection_rows(inspections: Iterable[Inspection], *, today: datetime.date) -> Iterator[list]:
-    """Header, then one row per inspection (``select_related`` school and inspector)."""
+    """Header, then one row per inspection (``select_related`` school and inspector); the ledger
+    writer puts 序号 in front."""
     yield HEADER
-    for number, item in enumerate(inspections, start=1):
+    for item in inspections:
         yield [
-            number,
             item.school.name,
             item.date,
             item.get_how_display(),
@@ -32,12 +32,12 @@ def inspection_rows(inspections: Iterable[Inspection], *, today: datetime.date) 
 
 def inspection_export_file(inspections, *, user: User, today: datetime.date) -> ExportFile:
     unit = user.school.name if user.role == Role.SCHOOL_ADMIN and user.school_id else "县教育局"
-    return write_xlsx(
+    return write_ledger_xlsx(
         inspection_rows(inspections, today=today),
         filename=f"督查记录台账_{today:%Y%m%d}.xlsx",
-        sheet_title="督查记录台账",
-        widths=WIDTHS,
-        ledger=LedgerLayout(
+        heading=LedgerHeading(
             title="“万名教师大家访”督查记录台账", unit=unit, filled_by=user.display_name, phone=user.phone, day=today
         ),
+        sheet_title="督查记录台账",
+        widths=WIDTHS,
     )

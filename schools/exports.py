@@ -74,40 +74,24 @@ def neutralise(value: object) -> object:
     return f"'{value}" if value.startswith(FORMULA_PREFIXES) else value
 
 
-@dataclass(frozen=True)
-class LedgerLayout:
-    """The layout schools file their ledgers in (DESIGN §6): a title, a line 填报单位 / 填报人 / 电话 /
-    日期 above the header, an 审核人 line below the rows, A4 landscape. The rows keep 序号 first."""
-
-    title: str
-    unit: str
-    filled_by: str
-    phone: str
-    day: datetime.date
-
-
 def write_xlsx(
     rows: Iterable[Sequence],
     *,
     filename: str,
     sheet_title: str = "Sheet1",
     widths: Sequence[float | None] | None = None,
-    ledger: LedgerLayout | None = None,
 ) -> ExportFile:
     """Write the rows to a one-sheet workbook: a styled header row frozen at the top (and repeated
-    on every printed page), columns as wide as ``widths`` says or else as their header needs. With
-    ``ledger``, the 台账 layout around them (two lines above the header, one below, A4 landscape),
-    written by openpyxl's write-only mode (``_write_xlsx_ledger``).
+    on every printed page), columns as wide as ``widths`` says or else as their header needs. (A
+    ledger in the 台账 layout goes through ``write_ledger_workbook``.)
 
-    Without it, written with XlsxWriter in constant-memory mode: each row goes to disk as it comes,
+    Written with XlsxWriter in constant-memory mode: each row goes to disk as it comes,
     strings inline, and a cell carries a format only when it is a date (one shared format object,
     not a style per cell). Measured against openpyxl's write-only mode on the visit export's rows:
     0.16 against 0.32 ms of CPU a row (0.20 with lxml); docs/benchmarks.md, "Exports: which writer".
     Values: str (neutralised, written as a string cell, never a formula), int, float, Decimal,
     bool, date, datetime (aware ones in local time), None (an empty cell); anything else raises
     TypeError."""
-    if ledger is not None:
-        return _write_xlsx_ledger(rows, filename=filename, sheet_title=sheet_title, widths=widths, ledger=ledger)
     rows = iter(rows)
     header = [str(label) for label in next(rows)]
     target = tempfile.TemporaryFile(suffix=".xlsx")  # noqa: SIM115 - the response closes it
@@ -137,66 +121,6 @@ def write_xlsx(
         workbook.close()
     except BaseException:
         _discard(workbook)
-        target.close()
-        raise
-    return ExportFile(file=target, filename=filename, content_type=XLSX_CONTENT_TYPE, rows=count)
-
-
-def _write_xlsx_ledger(
-    rows: Iterable[Sequence],
-    *,
-    filename: str,
-    sheet_title: str,
-    widths: Sequence[float | None] | None,
-    ledger: LedgerLayout,
-) -> ExportFile:
-    """``write_xlsx`` with the 台账 layout (``LedgerLayout``): openpyxl's write-only mode, for the
-    title font and the lines around the table."""
-    rows = iter(rows)
-    header = [str(label) for label in next(rows)]
-    workbook = openpyxl.Workbook(write_only=True)
-    sheet = workbook.create_sheet(title=sheet_title[:31])
-    for index, label in enumerate(header):
-        width = widths[index] if widths is not None and index < len(widths) else None
-        sheet.column_dimensions[get_column_letter(index + 1)].width = width or _header_width(label)
-    header_row = 3
-    sheet.freeze_panes = f"A{header_row + 1}"
-    if header:
-        sheet.print_title_rows = f"{header_row}:{header_row}"
-    sheet.page_setup.orientation = "landscape"
-    sheet.page_setup.paperSize = "9"  # A4
-    sheet.page_setup.fitToWidth = 1
-    sheet.page_setup.fitToHeight = 0
-    sheet.sheet_properties.pageSetUpPr.fitToPage = True
-    count = 0
-    try:
-        title = WriteOnlyCell(sheet, value=neutralise(ledger.title))
-        title.font = Font(bold=True, size=16)
-        sheet.append([title])
-        sheet.append(
-            [
-                neutralise(f"填报单位：{ledger.unit}"),
-                None,
-                neutralise(f"填报人：{ledger.filled_by}"),
-                None,
-                neutralise(f"电话：{ledger.phone}"),
-                None,
-                f"日期：{ledger.day:%Y年%m月%d日}",
-            ]
-        )
-        sheet.append([_header_cell(sheet, label) for label in header])
-        for row in rows:
-            sheet.append([_xlsx_value(sheet, value) for value in row])
-            count += 1
-        sheet.append([])
-        sheet.append(["审核人：", None, None, "审核日期：    年    月    日"])
-    except BaseException:
-        _discard_sheet(sheet)
-        raise
-    target = tempfile.TemporaryFile(suffix=".xlsx")  # noqa: SIM115 - the response closes it
-    try:
-        workbook.save(target)
-    except BaseException:
         target.close()
         raise
     return ExportFile(file=target, filename=filename, content_type=XLSX_CONTENT_TYPE, rows=count)
