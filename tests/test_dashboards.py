@@ -358,8 +358,17 @@ def test_the_ranking_sorts_by_any_column_both_ways_empty_values_last(world, stat
     assert names(table) == sorted(names(table))
     table = client.get(reverse("statistics_county"), {"sort": "nonsense"}).context["children_table"]
     assert names(table)[0] == "城关第一小学"  # the organisation's order (sort_key)
-    html = page(client.get(reverse("statistics_county")))
-    assert "sort=-coverage_rate" in html and "aria-sort" not in html
+    # With no column chosen the ranking is by coverage, highest first (issue 13).
+    default = client.get(reverse("statistics_county"))
+    assert names(default.context["children_table"]) == [
+        "排序0小学",
+        "城关第一小学",
+        "东山中心小学",
+        "排序1小学",
+        "排序2小学",
+        "无学生小学",
+    ]
+    assert 'aria-sort="descending"' in page(default)
 
 
 def test_the_inspectors_assigned_schools_come_first_with_a_badge_whatever_the_sort(world, stats, login):

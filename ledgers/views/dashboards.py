@@ -258,6 +258,7 @@ RATE_FIELDS = {
     "phase_coverage": ("phase_visited", "phase_required"),
 }
 TEXT_FIELDS = {"name": "name", "zone": "zone__name"}
+RANKING_DEFAULT_SORT = "-coverage_rate"
 
 
 class Percent(Func):
@@ -678,7 +679,8 @@ def _render_unit(request: HttpRequest, scope: Scope, unit: Unit, *, with_zones: 
         ranking = unit_ranking(
             children,
             unit_columns(unit.child_level, with_zone=with_zones, phase_label=phase_label),
-            sort=request.GET.get("sort", ""),
+            # Ranked by coverage (家访率), highest first, unless the viewer chose a column.
+            sort=request.GET.get("sort", RANKING_DEFAULT_SORT),
             page_number=request.GET.get("page"),
             progress_shown=progress is not None,
             targets=targets,
