@@ -163,3 +163,21 @@ def test_a_failing_row_generator_leaves_no_file_open():
     assert open_files() <= before  # the workbook's file and the sheet's own temporary rows are closed too
     with pytest.raises(RuntimeError):
         write_csv(broken(), filename="t.csv")
+
+
+def test_xlsx_cuts_text_at_excels_limit_and_writes_choices_and_decimals_as_plain_values():
+    from decimal import Decimal
+
+    from visits.models import Method
+
+    rows = iter([["说明", "方式", "金额"], ["字" * 40_000, Method.IN_HOME, Decimal("12.50")]])
+    sheet = _read_xlsx(write_xlsx(rows, filename="t.xlsx")).active
+
+    assert sheet["A2"].value == "字" * 32_767  # Excel holds no more in a cell; the row is not lost
+    assert sheet["B2"].value == str(Method.IN_HOME.value)
+    assert sheet["C2"].value == 12.5
+
+
+def test_xlsx_refuses_two_columns_with_one_label():
+    with pytest.raises(ValueError, match="duplicate"):
+        write_xlsx(iter([["姓名", "姓名"], ["甲", "乙"]]), filename="t.xlsx")
