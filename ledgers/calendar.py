@@ -9,6 +9,7 @@ Terms: a school's own terms if it set any, else the county's, else ``DEFAULT_TER
 """
 
 import datetime
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -80,11 +81,11 @@ class SchoolCalendar:
     def statutory_workday(self, day: datetime.date) -> bool:
         """A working day by the State Council's calendar (调休 included); a weekday for a year the
         package does not know, noted in ``unknown_years``."""
-        try:
-            return chinese_calendar.is_workday(day)
-        except NotImplementedError:
+        workday = _statutory_workday(day)
+        if workday is None:
             self.unknown_years.add(day.year)
             return day.weekday() < 5
+        return workday
 
     def is_school_day(self, day: datetime.date) -> bool:
         if day in self._cache:
@@ -137,6 +138,16 @@ class SchoolCalendar:
         return max(autumn) if autumn else (max(starts) if starts else today.replace(month=1, day=1))
 
 
+@functools.lru_cache(maxsize=4096)
+def _statutory_workday(day: datetime.date) -> bool | None:
+    """chinese_calendar.is_workday, remembered (the package's tables are fixed at its release);
+    None for a year it does not know."""
+    try:
+        return chinese_calendar.is_workday(day)
+    except NotImplementedError:
+        return None
+
+
 HOLIDAY_NAMES = {
     "New Year's Day": "元旦",
     "Spring Festival": "春节",
@@ -164,10 +175,16 @@ def school_calendars(school_ids: Iterable[int]) -> dict[int, SchoolCalendar]:
     rows = list(CalendarOverride.objects.filter(school__isnull=True)) + list(
         CalendarOverride.objects.filter(school_id__in=school_ids)
     )
-    return {
+    calendars = {
         sid: SchoolCalendar(school_id=sid, overrides=[o for o in rows if o.school_id in (None, sid)])
         for sid in school_ids
     }
+    # Schools with the same overrides (most keep the county's) share one memo of their days.
+    shared: dict[tuple[int, ...], SchoolCalendar] = {}
+    for calendar in calendars.values():
+        first = shared.setdefault(tuple(o.pk for o in calendar.overrides), calendar)
+        calendar._cache, calendar.unknown_years = first._cache, first.unknown_years
+    return calendars
 
 
 def week_start(day: datetime.date) -> datetime.date:

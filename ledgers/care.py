@@ -10,8 +10,10 @@ Compliance (for the statistics, DESIGN §7): asks done ÷ asks due, meetings don
 each over the same period; done means recorded (an ask marked 请假 / 未到校 is recorded).
 """
 
+import bisect
 import datetime
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
@@ -101,6 +103,14 @@ class Compliance:
     @property
     def meeting_rate(self):
         return rate(self.meetings_done, self.meetings_due)
+
+    def merge(self, other: "Compliance") -> None:
+        """Add another unit's (or one child's) counts to these."""
+        self.children += other.children
+        self.asks_due += other.asks_due
+        self.asks_done += other.asks_done
+        self.meetings_due += other.meetings_due
+        self.meetings_done += other.meetings_done
 
     def add(self, child: CareChild) -> None:
         self.children += 1
@@ -299,13 +309,20 @@ def care_compliance_by_periods(
 ) -> dict[object, tuple[dict[int, Compliance], dict[int, Compliance]]]:
     """``care_compliance_by_unit`` for several periods at once, each ``key: (start, today)`` (start
     None: each school's first term day of the year holding ``today``), from one read of the
-    children, their categories and their records: five queries for any number of schools and
+    children, their categories and their records: six queries for any number of schools and
     periods (the statistics engine's one call per run).
 
+    The same rule as ``_child`` (a test holds the two equal on random calendars, categories and
+    records), counted by intervals instead of day by day: a child's due days are the school days
+    inside the spans where a care category is in force (two binary searches in the school's sorted
+    school days per span), its due weeks the distinct weeks of those days before ``today``'s week,
+    and only its own asks and meetings are looked up. Rows are read as tuples, not model
+    instances, so a county of 10,000 children takes a fraction of a second.
+
     Shape: {key: ({school id: Compliance}, {class id: Compliance})}."""
-    result: dict = {key: ({sid: Compliance() for sid in school_ids}, defaultdict(Compliance)) for key in periods}
     if not periods:
         return {}
+    result: dict = {key: ({sid: Compliance() for sid in school_ids}, defaultdict(Compliance)) for key in periods}
     calendars = school_calendars(school_ids)
     latest = max(today for _, today in periods.values())
     starts = {
@@ -314,34 +331,104 @@ def care_compliance_by_periods(
     }
     earliest = min((min(by.values(), default=latest) for by in starts.values()), default=latest)
     candidates = StudentCategory.objects.filter(category__in=CARE_CATEGORIES, start__lte=latest)
-    students = list(
-        Student.objects.active()
-        .filter(school_id__in=school_ids, pk__in=candidates.values("student_id"))
-        .select_related("school_class__head_teacher")
-        .prefetch_related(_care_categories())
-    )
-    asks, meetings = _records([s.pk for s in students], start=earliest, today=latest)
-    days = {
-        sid: calendars[sid].school_days(earliest, latest) for sid in {s.school_id for s in students}
-    }  # fmt: skip
+    children = Student.objects.active().filter(school_id__in=school_ids, pk__in=candidates.values("student_id"))
+    students = list(children.values_list("pk", "school_id", "school_class_id"))
+    spans: dict[int, list[tuple[datetime.date, datetime.date | None]]] = defaultdict(list)
+    for student_id, start, end in StudentCategory.objects.filter(
+        category__in=CARE_CATEGORIES, student_id__in=children.values("pk")
+    ).values_list("student_id", "start", "end"):
+        spans[student_id].append((start, end))
+    asks: dict[int, list[datetime.date]] = defaultdict(list)
+    for student_id, day in CareAsk.objects.filter(
+        student_id__in=children.values("pk"), day__gte=earliest, day__lte=latest
+    ).values_list("student_id", "day"):
+        asks[student_id].append(day)
+    meetings: dict[int, list[datetime.date]] = defaultdict(list)
+    for student_id, week in CareMeeting.objects.filter(
+        student_id__in=children.values("pk"), week_start__gte=week_start(earliest), week_start__lte=latest
+    ).values_list("student_id", "week_start"):
+        meetings[student_id].append(week)
+    days = {sid: _SchoolDays(calendars[sid].school_days(earliest, latest)) for sid in {s[1] for s in students}}
+    one_day = datetime.timedelta(days=1)
     for key, (_, today) in periods.items():
         by_school, by_class = result[key]
-        for student in students:
-            if not _in_force(student.care_rows, today):
+        this_week = week_start(today)
+        for student_id, school_id, class_id in students:
+            own = spans[student_id]
+            if not any(start <= today and (end is None or end >= today) for start, end in own):
                 continue  # a child of the log on ``today`` only, as care_students says
-            child = _child(
-                student,
-                calendar=calendars[student.school_id],
-                school_days=days[student.school_id],
-                start=starts[key][student.school_id],
-                today=today,
-                asks=asks[student.pk],
-                meetings=meetings[student.pk],
+            first = starts[key][school_id]
+            wanted = [(max(start, first), min(end, today - one_day) if end else today - one_day) for start, end in own]
+            compliance = days[school_id].compliance(
+                wanted, asks=asks.get(student_id, ()), meetings=meetings.get(student_id, ()), this_week=this_week
             )
-            by_school[student.school_id].add(child)
-            if student.school_class_id is not None:
-                by_class[student.school_class_id].add(child)
+            by_school[school_id].merge(compliance)
+            if class_id is not None:
+                by_class[class_id].merge(compliance)
     return {key: (by_school, dict(by_class)) for key, (by_school, by_class) in result.items()}
+
+
+class _SchoolDays:
+    """A school's sorted school days, with each day's week numbered (0, 1, … in order), for
+    counting a child's due days and weeks by interval (``care_compliance_by_periods``)."""
+
+    def __init__(self, days: list[datetime.date]) -> None:
+        self.days = days
+        self.index = {day: position for position, day in enumerate(days)}
+        self.week_of: list[int] = []  # the ordinal of the week of days[i]
+        self.week_number: dict[datetime.date, int] = {}  # week start -> ordinal
+        for day in days:
+            self.week_number.setdefault(week_start(day), len(self.week_number))
+            self.week_of.append(self.week_number[week_start(day)])
+
+    def compliance(
+        self,
+        spans: list[tuple[datetime.date, datetime.date]],
+        *,
+        asks: Iterable[datetime.date],
+        meetings: Iterable[datetime.date],
+        this_week: datetime.date,
+    ) -> "Compliance":
+        """One child's Compliance: ``spans`` are the inclusive date ranges its category is in force
+        within the period (empty ones allowed); asks and meetings its recorded days and weeks."""
+        ranges = _merged(
+            (bisect.bisect_left(self.days, start), bisect.bisect_right(self.days, end))
+            for start, end in spans
+            if start <= end
+        )
+        before_week = bisect.bisect_left(self.days, this_week)  # a day before this week's Monday
+        week_ranges = _merged(
+            (self.week_of[i], self.week_of[min(j, before_week) - 1] + 1) for i, j in ranges if min(j, before_week) > i
+        )
+        due = sum(j - i for i, j in ranges)
+        asks_done = 0
+        for day in set(asks):
+            position = self.index.get(day)
+            if position is not None and any(i <= position < j for i, j in ranges):
+                asks_done += 1
+        meetings_done = 0
+        for week in set(meetings):
+            number = self.week_number.get(week)
+            if number is not None and any(i <= number < j for i, j in week_ranges):
+                meetings_done += 1
+        return Compliance(
+            asks_due=due,
+            asks_done=asks_done,
+            meetings_due=sum(j - i for i, j in week_ranges),
+            meetings_done=meetings_done,
+            children=1,
+        )
+
+
+def _merged(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Half-open integer ranges, sorted, overlapping or touching ones joined, empty ones dropped."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(r for r in ranges if r[1] > r[0]):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 @dataclass

@@ -549,3 +549,59 @@ def test_a_students_page_links_to_the_plan_to_write_and_the_care_log(care, login
     assert "待建档" in links and reverse("care_child", args=[care.student.public_id]) in links
     plain = login(care.teacher).get(reverse("student_detail", args=[care.student.public_id])).content.decode()
     assert 'data-testid="student-ledgers"' not in plain  # a teacher of the class who is not its head teacher
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_engines_interval_count_equals_the_care_logs_day_by_day_rule(world, frozen, seed):
+    """``care_compliance_by_periods`` (the engine's: by intervals, from tuples) against
+    ``care_compliance_by_unit`` (each child day by day, the care log's own ``_child``) on random
+    categories that start, end and overlap, a school closure, an extra school day, asks on school
+    and non-school days, and meetings, for the whole year and three periods."""
+    import random
+
+    from ledgers.care import care_compliance_by_periods, care_compliance_by_unit
+    from ledgers.care_models import CareMeeting
+
+    rng = random.Random(seed)
+    schools = [world.school, world.other_school]
+    day0 = datetime.date(2026, 8, 20)
+    CalendarOverride.objects.create(
+        school=world.school, kind=CalendarOverride.Kind.CLOSURE, name="停课", start=datetime.date(2026, 9, 14),
+        end=datetime.date(2026, 9, 16),
+    )  # fmt: skip
+    CalendarOverride.objects.create(
+        school=None, kind=CalendarOverride.Kind.WORKDAY, name="补课", start=datetime.date(2026, 9, 19),
+        end=datetime.date(2026, 9, 19),
+    )  # fmt: skip
+    for school in schools:
+        school_class = factories.SchoolClassFactory(school=school)
+        for _ in range(6):
+            student = factories.StudentFactory(school=school, school_class=rng.choice([school_class, None]))
+            for _ in range(rng.randint(1, 3)):
+                start = day0 + datetime.timedelta(days=rng.randint(-30, 50))
+                end = rng.choice([None, start + datetime.timedelta(days=rng.randint(0, 40))])
+                factories.StudentCategoryFactory(
+                    student=student, category=rng.choice(["orphan", "unsupported", "left_behind"]), start=start, end=end
+                )
+            for offset in rng.sample(range(0, 60), 25):
+                CareAsk.objects.create(
+                    student=student, school=school, day=day0 + datetime.timedelta(days=offset),
+                    outcome=CareAsk.Outcome.FACE,
+                )  # fmt: skip
+            for week in rng.sample(range(0, 9), 5):
+                monday = datetime.date(2026, 8, 17) + datetime.timedelta(weeks=week)
+                CareMeeting.objects.create(student=student, school=school, week_start=monday, met_on=monday)
+    ids = [school.pk for school in schools]
+    periods = {
+        0: (None, TODAY),
+        1: (datetime.date(2026, 9, 1), datetime.date(2026, 9, 30)),
+        2: (datetime.date(2026, 9, 10), TODAY),
+        3: (datetime.date(2026, 10, 20), TODAY),  # not begun: nothing due
+    }
+    by_periods = care_compliance_by_periods(ids, periods)
+    for key, (start, today) in periods.items():
+        by_school, by_class = care_compliance_by_unit(ids, today=today, start=start)
+        engine_school, engine_class = by_periods[key]
+        assert {pk: vars(c) for pk, c in engine_school.items()} == {pk: vars(c) for pk, c in by_school.items()}
+        assert {pk: vars(c) for pk, c in engine_class.items()} == {pk: vars(c) for pk, c in by_class.items()}
+    assert sum(c.asks_due for c in by_periods[0][0].values()) > 0
