@@ -99,6 +99,7 @@ TEACHER_FIGURES = (
     "records_complete",
     "records_draft",
 )
+CARE_ROWS_A_STATEMENT = 500  # 3,500 parameters, under SQLite's 32,766
 WORK_MEM = "64MB"  # per sort or hash of the run's statements, on PostgreSQL
 WORK_TABLES = (
     "stw_period",
@@ -265,6 +266,9 @@ def _working_set_build(run: _Run) -> None:
     _working_set_drop()
     if _postgresql():  # aggregates of many columns: keep them in memory (reset by _working_set_drop)
         run.execute(f"SET work_mem = '{WORK_MEM}'")
+        # No JIT: the run's statements are short, and on tables not yet analysed their estimates
+        # are large enough to trigger it; compiling cost 1.3 s of the county's stw_student alone.
+        run.execute("SET jit = off")
     run.execute("CREATE TEMP TABLE stw_period (idx integer PRIMARY KEY, code varchar(20), revisit integer)")
     with connection.cursor() as cursor:
         cursor.executemany(
@@ -420,10 +424,13 @@ def _care_build(run: _Run) -> None:
                 if c.asks_due or c.meetings_due
             )
     with connection.cursor() as cursor:
-        cursor.executemany(
-            f"INSERT INTO stw_care (level, unit_id, idx, {', '.join(CARE_FIGURES)}) VALUES ({', '.join(['%s'] * 7)})",
-            rows,
-        )
+        for start in range(0, len(rows), CARE_ROWS_A_STATEMENT):  # multi-row inserts: few round trips
+            chunk = rows[start : start + CARE_ROWS_A_STATEMENT]
+            values = ", ".join([f"({', '.join(['%s'] * 7)})"] * len(chunk))
+            cursor.execute(
+                f"INSERT INTO stw_care (level, unit_id, idx, {', '.join(CARE_FIGURES)}) VALUES {values}",
+                [value for row in chunk for value in row],
+            )
 
 
 def _working_set_drop() -> None:
@@ -432,6 +439,7 @@ def _working_set_drop() -> None:
             cursor.execute(f"DROP TABLE IF EXISTS {table}")
         if _postgresql():
             cursor.execute("RESET work_mem")
+            cursor.execute("RESET jit")
 
 
 # --- the figure sets ---------------------------------------------------------------------------
