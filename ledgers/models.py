@@ -108,6 +108,8 @@ class UnitStatistics(models.Model):
         indexes = [
             models.Index(fields=["campaign", "period", "level", "zone"]),
             models.Index(fields=["campaign", "period", "level", "school"]),
+            # The dashboards' cache key: the latest computed time of a period, read off the index's end.
+            models.Index(fields=["campaign", "period", "computed_at"], name="unitstats_period_computed"),
         ]
 
     def __str__(self) -> str:

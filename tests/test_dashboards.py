@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import openpyxl
 import pytest
 import time_machine
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import FloatField
 from django.test.utils import CaptureQueriesContext
@@ -522,9 +523,10 @@ PINNED = {
     # (oversight.selectors.school_oversight); + 1 on every unit page: when the figures last changed
     # (the render cache's key), + 1 more on a school page for its teachers' rows; + 2 on the teacher
     # assessment (visits found untrue and cases chosen, oversight_tags.teacher_oversight).
-    "county": ("bureau_admin", lambda w: reverse("statistics_county"), 10 + 1 + 1 + 1 + 3 + 1),
-    "county_inspector": ("inspector", lambda w: reverse("statistics_county"), 11 + 1 + 1 + 3 + 1),
-    "zone": ("zone_admin", lambda w: reverse("statistics_zone", args=[w.school.zone.pk]), 9 + 1 + 1 + 1 + 3 + 1),
+    # A zone's or the county's oversight panel: 6 queries (the ten schools chosen in the database).
+    "county": ("bureau_admin", lambda w: reverse("statistics_county"), 10 + 1 + 1 + 1 + 6 + 1),
+    "county_inspector": ("inspector", lambda w: reverse("statistics_county"), 11 + 1 + 1 + 6 + 1),
+    "zone": ("zone_admin", lambda w: reverse("statistics_zone", args=[w.school.zone.pk]), 9 + 1 + 1 + 1 + 6 + 1),
     "school": (
         "school_admin",
         lambda w: reverse("statistics_school", args=[w.school.pk]),
@@ -611,7 +613,12 @@ def test_a_cached_page_is_served_without_reading_the_ranking(world, stats, login
     # (the key), and what is never cached: the freshness note (1) and the oversight panel (3)
     with django_assert_max_num_queries(6 + 2 + 1 + 3) as cached:
         second = client.get(reverse("statistics_county"))
-    assert not any("ORDER BY" in q["sql"] and "ledgers_unitstatistics" in q["sql"] for q in cached.captured_queries[5:])
+    ranking = [
+        q["sql"]
+        for q in cached.captured_queries[5:]
+        if "ORDER BY" in q["sql"] and "ledgers_unitstatistics" in q["sql"] and "latest_computed_" not in q["sql"]
+    ]  # the key's query reads the latest computed time off the end of an index, not the ranking
+    assert not ranking
     assert page(second).count("<tr") == page(first).count("<tr")  # the same tables, from the cache
     assert second.context["charts"] == first.context["charts"]
 
@@ -632,6 +639,7 @@ def test_the_county_page_with_the_whole_campaign_selected_adds_one_query_for_the
     client = login(world.bureau_admin)
     with CaptureQueriesContext(connection) as whole:
         client.get(reverse("statistics_county"))
+    cache.clear()  # the oversight panel, kept a minute, is read again as by the first request
     with CaptureQueriesContext(connection) as phase:
         client.get(reverse("statistics_county"), {"period": FULL})
     assert len(whole.captured_queries) == len(phase.captured_queries) + 1
