@@ -121,7 +121,8 @@ def demo_oversight_build(*, seed: int, stdout=None) -> DemoOversightSummary:
         summary.inspections += 1 if overdue else 0
 
     bureau = User.objects.filter(username="bureau", role=Role.BUREAU_ADMIN).first()
-    chosen = [pk for pk in others if pk not in set(_touched(school))][:3]
+    touched = set(_touched(school))  # once: not once per visit
+    chosen = [pk for pk in others if pk not in touched][:3]
     for index, pk in enumerate(chosen):
         case = case_nominate(visit=Visit(pk=pk), reason="记录细致，措施具体，体现了对学生的关心。", acting_user=admin)
         if index < 2 and bureau is not None:  # two chosen and shown; the third awaits the bureau
