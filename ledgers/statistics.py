@@ -101,6 +101,7 @@ TEACHER_FIGURES = (
 )
 CARE_ROWS_A_STATEMENT = 500  # 3,500 parameters, under SQLite's 32,766
 WORK_MEM = "64MB"  # per sort or hash of the run's statements, on PostgreSQL
+WORK_STATISTICS_TARGET = 10  # ANALYZE samples 300 × this many rows of each temporary table
 WORK_TABLES = (
     "stw_period",
     "stw_visit",
@@ -387,8 +388,13 @@ def _working_set_build(run: _Run) -> None:
     """)
     _care_build(run)
     if _postgresql():
+        # Temporary tables are never analysed by autovacuum. A small sample (3,000 rows, not
+        # 30,000) gives the planner row counts and distinct values enough for these joins, at a
+        # tenth of the cost (0.6 s of the county's run at the default).
+        run.execute(f"SET default_statistics_target = {WORK_STATISTICS_TARGET}")
         for table in WORK_TABLES:
-            run.execute(f"ANALYZE {table}")  # temporary tables are never analysed by autovacuum
+            run.execute(f"ANALYZE {table}")
+        run.execute("RESET default_statistics_target")
 
 
 def _care_build(run: _Run) -> None:
@@ -762,11 +768,21 @@ def _history_rows(run: _Run) -> None:
 DAY_FIGURES = ("staff_total", "teachers_participating", "students_required", "students_visited")
 
 
+# The columns the pages and the engine filter and join on: their statistics are what a plan needs.
+# (Every figure column too would triple the cost, 0.9 s of the county's run, for plans that sort
+# the ranking's 50 rows the same way whatever the statistics say.)
+ANALYZED_COLUMNS = {
+    "ledgers_unitstatistics": ("campaign_id", "period", "level", "unit_id", "zone_id", "school_id", "computed_at"),
+    "ledgers_teacherstatistics": ("campaign_id", "period", "teacher_id", "school_id", "computed_at"),
+    "ledgers_unitstatisticsday": ("campaign_id", "level", "unit_id", "day"),
+}
+
+
 def _analyze(run: _Run) -> None:
     """Fresh planner statistics for the tables just written (autovacuum may be off)."""
     if _postgresql() and run.school_ids is None:
-        for table in ("ledgers_unitstatistics", "ledgers_teacherstatistics", "ledgers_unitstatisticsday"):
-            run.execute(f"ANALYZE {table}")
+        for table, columns in ANALYZED_COLUMNS.items():
+            run.execute(f"ANALYZE {table} ({', '.join(columns)})")
 
 
 # The figure sets in the order a run writes them; a full run records each as a step done.
