@@ -102,6 +102,7 @@ TEACHER_FIGURES = (
 CARE_ROWS_A_STATEMENT = 500  # 3,500 parameters, under SQLite's 32,766
 WORK_MEM = "64MB"  # per sort or hash of the run's statements, on PostgreSQL
 WORK_STATISTICS_TARGET = 10  # ANALYZE samples 300 × this many rows of each temporary table
+EARLY_ANALYZED = ("stw_visit",)  # analysed as soon as built (see _working_set_build)
 WORK_TABLES = (
     "stw_period",
     "stw_visit",
@@ -283,24 +284,33 @@ def _working_set_build(run: _Run) -> None:
     )
     # Submitted visits of the campaign and of the school year (the 2-in-home rule), without their
     # text: read through the partial covering index on (visited_at) of submitted visits.
-    scope = ""
-    if run.school_ids is not None:
-        schools = run.schools_filter("v.school_id")[5:]
+    columns = f"""
+        v.id AS visit_id, v.school_id AS school_id, v.lead_teacher_id AS lead_id,
+        CASE WHEN v.method = {_lit(Method.IN_HOME)} THEN 1 ELSE 0 END AS in_home,
+        {phase_no} AS phase_no,
+        CASE WHEN v.visited_at >= %(year_start)s AND v.visited_at < %(year_end)s THEN 1 ELSE 0 END AS in_year"""
+    wanted = (
+        f"v.status = {_lit(Visit.Status.SUBMITTED)} AND v.visited_at >= %(span_start)s AND v.visited_at < %(span_end)s"
+    )
+    if run.school_ids is None:
+        source = f"SELECT {columns} FROM visits_visit v WHERE {wanted}"
+    else:
+        # A refresh: the schools' own visits and those their staff led or went on, each arm read
+        # by index (one OR over the three would read every visit of the county).
         staff = f"SELECT u.id FROM schools_user u WHERE 1 = 1{run.schools_filter('u.school_id')}"
-        scope = (
-            f" AND ({schools} OR v.lead_teacher_id IN ({staff})"
-            f" OR v.id IN (SELECT vc.visit_id FROM visits_visit_companions vc WHERE vc.user_id IN ({staff})))"
+        source = " UNION ".join(
+            [
+                f"SELECT {columns} FROM visits_visit v WHERE {wanted}{run.schools_filter('v.school_id')}",
+                f"SELECT {columns} FROM visits_visit v WHERE {wanted} AND v.lead_teacher_id IN ({staff})",
+                f"SELECT {columns} FROM visits_visit_companions vc JOIN visits_visit v ON v.id = vc.visit_id"
+                f" WHERE {wanted} AND vc.user_id IN ({staff})",
+            ]
         )
-    run.execute(f"""
-        CREATE TEMP TABLE stw_visit AS
-        SELECT v.id AS visit_id, v.school_id AS school_id, v.lead_teacher_id AS lead_id,
-               CASE WHEN v.method = {_lit(Method.IN_HOME)} THEN 1 ELSE 0 END AS in_home,
-               {phase_no} AS phase_no,
-               CASE WHEN v.visited_at >= %(year_start)s AND v.visited_at < %(year_end)s THEN 1 ELSE 0 END AS in_year
-        FROM visits_visit v
-        WHERE v.status = {_lit(Visit.Status.SUBMITTED)}
-          AND v.visited_at >= %(span_start)s AND v.visited_at < %(span_end)s{scope}
-    """)
+    run.execute(f"CREATE TEMP TABLE stw_visit AS {source}")
+    if _postgresql():  # before it is joined: a refresh's few hundred visits then read the join by index
+        run.execute(f"SET default_statistics_target = {WORK_STATISTICS_TARGET}")
+        run.execute("ANALYZE stw_visit")
+        run.execute("RESET default_statistics_target")
     # Each visit's active students, in the class and school they are on the roster of today.
     run.execute(f"""
         CREATE TEMP TABLE stw_seen AS
@@ -358,6 +368,12 @@ def _working_set_build(run: _Run) -> None:
             + " > 0 THEN 1 ELSE 0 END"
         )
 
+    category_scope = ""
+    if run.school_ids is not None:  # a refresh reads its schools' students' categories only
+        category_scope = (
+            " AND sc.student_id IN (SELECT cs.id FROM students_student cs"
+            f" WHERE 1 = 1{run.schools_filter('cs.school_id')})"
+        )
     run.execute(f"""
         CREATE TEMP TABLE stw_student AS
         SELECT s.id AS student_id, s.school_id, s.school_class_id AS class_id,
@@ -381,7 +397,7 @@ def _working_set_build(run: _Run) -> None:
         LEFT JOIN (
             SELECT sc.student_id, {categories}
             FROM students_studentcategory sc
-            WHERE sc.start <= %(today)s AND (sc."end" IS NULL OR sc."end" >= %(today)s)
+            WHERE sc.start <= %(today)s AND (sc."end" IS NULL OR sc."end" >= %(today)s){category_scope}
             GROUP BY sc.student_id
         ) c ON c.student_id = s.id
         WHERE s.status = {_lit(Student.Status.ACTIVE)}{run.schools_filter("s.school_id")}
@@ -393,7 +409,8 @@ def _working_set_build(run: _Run) -> None:
         # tenth of the cost (0.6 s of the county's run at the default).
         run.execute(f"SET default_statistics_target = {WORK_STATISTICS_TARGET}")
         for table in WORK_TABLES:
-            run.execute(f"ANALYZE {table}")
+            if table not in EARLY_ANALYZED:
+                run.execute(f"ANALYZE {table}")
         run.execute("RESET default_statistics_target")
 
 
