@@ -59,9 +59,16 @@ def seven_columns_sql(*, school_id: int | None = None) -> tuple[str, list]:
     campaign = Campaign.current(timezone.localdate())
     phases = list(campaign.phases.values_list("pk", flat=True))
     text = (BENCH / "seven_columns_limit.sql").read_text()
+    one = "" if school_id is None else str(int(school_id))
+    staff = f"select id from schools_user where school_id = {one}"
     sql = text % {
         "phases": ", ".join(str(int(pk)) for pk in phases),
-        "where": "" if school_id is None else f"where sc.id = {int(school_id)}",
+        "where": f"where sc.id = {one}" if one else "",
+        "staff_school": f" and school_id = {one}" if one else "",
+        "student_school": f" and school_id = {one}" if one else "",
+        "lead_school": f" and v.lead_teacher_id in ({staff})" if one else "",
+        "companion_school": f" and vc.user_id in ({staff})" if one else "",
+        "visited_school": f" and s.school_id = {one}" if one else "",
     }
     return sql, []
 
