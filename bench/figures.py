@@ -60,7 +60,7 @@ def seven_columns_sql(*, school_id: int | None = None) -> tuple[str, list]:
     phases = list(campaign.phases.values_list("pk", flat=True))
     text = (BENCH / "seven_columns_limit.sql").read_text()
     one = "" if school_id is None else str(int(school_id))
-    staff = f"select id from schools_user where school_id = {one}"
+    staff = f"select id from schools_user where school_id = {one}"  # noqa: S608 - an int
     sql = text % {
         "phases": ", ".join(str(int(pk)) for pk in phases),
         "where": f"where sc.id = {one}" if one else "",
