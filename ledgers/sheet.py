@@ -8,10 +8,10 @@ definitions as a note. The same generator, with other columns, fills the second 
 Every figure comes from stored ``UnitStatistics`` rows: the 合计 row is the exporting unit's own row,
 never a sum of the rows above it (and rates are never added up). Nothing here reads the visit table.
 
-Formula neutralisation: a text cell that starts with ``= + - @`` (or a tab or carriage return) is
-written as a string cell (never a formula cell) with the *quote prefix* style
-(``cell.quotePrefix``), the flag a spreadsheet sets when someone types a leading apostrophe, so that
-it stays text when the cell is edited. The text shows unchanged: a phone number “+86 …” or a name
+Formula neutralisation (``ledgers.xlsx``): a text cell that starts with ``= + - @`` (or a tab or
+carriage return) is written as a string cell (never a formula cell) with the *quote prefix* style,
+the flag a spreadsheet sets when someone types a leading apostrophe, so that it stays text when the
+cell is edited. The text shows unchanged: a phone number “+86 …” or a name
 stays readable on paper. Unlike ``schools.exports.neutralise``, no apostrophe is added to the value,
 because this sheet is printed and handed on.
 """
@@ -24,20 +24,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from operator import attrgetter
 
-import openpyxl
 from django.db.models import QuerySet
 from django.utils import timezone
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
-from openpyxl.styles import Alignment, Border, Font, NamedStyle, PatternFill, Side
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet._write_only import WriteOnlyWorksheet
-from openpyxl.worksheet.properties import PageSetupProperties
-from openpyxl.worksheet.worksheet import Worksheet
 
 from ledgers.models import Level, UnitStatistics
 from ledgers.selectors import Period
-from schools.exports import FORMULA_PREFIXES, XLSX_CONTENT_TYPE, ExportFile, display_width
+from ledgers.xlsx import CellStyle, Sheet, Workbook
+from schools.exports import XLSX_CONTENT_TYPE, ExportFile, display_width
 from schools.models import Campaign, User
 from students.models import FOCUS_CATEGORIES, Category
 from visits.feedback import feedback_by_category_and_status
@@ -59,50 +52,37 @@ HEADER_ROW = 4  # title, the 报送单位 line, the period line, then the column
 
 
 class _Style:
-    """Names of the workbook's cell styles. Each is registered once per workbook as a named style,
-    so that a cell takes its style by name (a copy of a few integers) instead of having its font,
-    fill, border and alignment looked up again for each of tens of thousands of cells."""
+    """The workbook's cell styles, by their index in ``_STYLES``: a cell names its style by number,
+    and the workbook holds each style once however many cells use it."""
 
-    TITLE = "统计表-标题"
-    LINE = "统计表-表头信息"
-    LINE_RIGHT = "统计表-表头信息（右）"
-    HEADER = "统计表-栏目"
-    TEXT = "统计表-单位"
-    NUMBER = "统计表-数字"
-    RATE = "统计表-比率"
-    TOTAL_TEXT = "统计表-合计单位"
-    TOTAL_NUMBER = "统计表-合计数字"
-    TOTAL_RATE = "统计表-合计比率"
-    NOTE_TITLE = "统计表-说明标题"
-    NOTE = "统计表-说明"
+    TITLE, LINE, LINE_RIGHT, HEADER, TEXT, NUMBER, RATE = range(7)
+    TOTAL_TEXT, TOTAL_NUMBER, TOTAL_RATE, NOTE_TITLE, NOTE = range(7, 12)
 
 
-def _named_styles() -> list[NamedStyle]:
-    thin = Side(style="thin", color="000000")
-    border = Border(left=thin, right=thin, top=thin, bottom=thin)
-    bold = Font(bold=True)
-    center = Alignment(horizontal="center", vertical="center", wrap_text=True)
-    left = Alignment(horizontal="left", vertical="center", wrap_text=True)
-    note = Alignment(horizontal="left", vertical="top", wrap_text=True)
-    header_fill = PatternFill(fill_type="solid", start_color="DDEBF7", end_color="DDEBF7")
-    total_fill = PatternFill(fill_type="solid", start_color="F2F2F2", end_color="F2F2F2")
-    return [
-        NamedStyle(_Style.TITLE, font=Font(bold=True, size=16), alignment=center),
-        # Heading lines shrink rather than spill or clip when a name is long.
-        NamedStyle(_Style.LINE, alignment=Alignment(horizontal="left", vertical="center", shrink_to_fit=True)),
-        NamedStyle(_Style.LINE_RIGHT, alignment=Alignment(horizontal="right", vertical="center", shrink_to_fit=True)),
-        NamedStyle(_Style.HEADER, font=bold, fill=header_fill, alignment=center, border=border),
-        NamedStyle(_Style.TEXT, alignment=left, border=border),
-        NamedStyle(_Style.NUMBER, alignment=center, border=border),
-        NamedStyle(_Style.RATE, alignment=center, border=border, number_format=RATE_FORMAT),
-        NamedStyle(_Style.TOTAL_TEXT, font=bold, fill=total_fill, alignment=left, border=border),
-        NamedStyle(_Style.TOTAL_NUMBER, font=bold, fill=total_fill, alignment=center, border=border),
-        NamedStyle(
-            _Style.TOTAL_RATE, font=bold, fill=total_fill, alignment=center, border=border, number_format=RATE_FORMAT
-        ),
-        NamedStyle(_Style.NOTE_TITLE, font=bold, alignment=note),
-        NamedStyle(_Style.NOTE, alignment=note),
-    ]
+_HEADER_FILL, _TOTAL_FILL = "DDEBF7", "F2F2F2"
+_STYLES = (
+    CellStyle(bold=True, size=16, horizontal="center", vertical="center", wrap=True),  # TITLE
+    # Heading lines shrink rather than spill or clip when a name is long.
+    CellStyle(horizontal="left", vertical="center", shrink=True),  # LINE
+    CellStyle(horizontal="right", vertical="center", shrink=True),  # LINE_RIGHT
+    CellStyle(bold=True, fill=_HEADER_FILL, border=True, horizontal="center", vertical="center", wrap=True),
+    CellStyle(border=True, horizontal="left", vertical="center", wrap=True),  # TEXT
+    CellStyle(border=True, horizontal="center", vertical="center", wrap=True),  # NUMBER
+    CellStyle(border=True, horizontal="center", vertical="center", wrap=True, number_format=RATE_FORMAT),
+    CellStyle(bold=True, fill=_TOTAL_FILL, border=True, horizontal="left", vertical="center", wrap=True),
+    CellStyle(bold=True, fill=_TOTAL_FILL, border=True, horizontal="center", vertical="center", wrap=True),
+    CellStyle(
+        bold=True,
+        fill=_TOTAL_FILL,
+        border=True,
+        horizontal="center",
+        vertical="center",
+        wrap=True,
+        number_format=RATE_FORMAT,
+    ),
+    CellStyle(bold=True, horizontal="left", vertical="top", wrap=True),  # NOTE_TITLE
+    CellStyle(horizontal="left", vertical="top", wrap=True),  # NOTE
+)
 
 
 @dataclass(frozen=True)
@@ -341,12 +321,11 @@ def statistics_sheet_rows(
 
 
 def statistics_sheet_write(sheet: StatisticsSheet, *, filename: str) -> ExportFile:
-    """Write both sheets to a temporary XLSX file (openpyxl write-only mode: rows stream to disk)."""
-    workbook = openpyxl.Workbook(write_only=True)
-    for style in _named_styles():
-        workbook.add_named_style(style)
+    """Write both sheets to a temporary XLSX file (``ledgers.xlsx``: each row becomes its XML as it
+    is added, every cell names one of a dozen shared styles)."""
+    workbook = Workbook(_STYLES)
     _write_table(
-        workbook.create_sheet(MAIN_SHEET_TITLE),
+        workbook.add_sheet(MAIN_SHEET_TITLE),
         title=TITLE,
         heading=sheet.heading,
         columns=MAIN_COLUMNS,
@@ -354,7 +333,7 @@ def statistics_sheet_write(sheet: StatisticsSheet, *, filename: str) -> ExportFi
         notes=MAIN_NOTES,
     )
     _write_table(
-        workbook.create_sheet(OTHER_SHEET_TITLE),
+        workbook.add_sheet(OTHER_SHEET_TITLE),
         title=f"{TITLE}（{OTHER_SHEET_TITLE}）",
         heading=sheet.heading,
         columns=OTHER_COLUMNS,
@@ -373,7 +352,7 @@ def statistics_sheet_write(sheet: StatisticsSheet, *, filename: str) -> ExportFi
 
 
 def _write_table(
-    ws: WriteOnlyWorksheet,
+    ws: Sheet,
     *,
     title: str,
     heading: SheetHeading,
@@ -386,36 +365,25 @@ def _write_table(
     """Title, heading lines, the table under a header repeated on every printed page, the notes,
     then an optional small table (``extra_rows``, header first) under ``extra_title``."""
     widths = [column.width for column in columns]
-    last = get_column_letter(len(columns))
+    count = len(columns)
     grouped = any(GROUP_SEPARATOR in column.label for column in columns)
     header_rows = 2 if grouped else 1
     first_data_row = HEADER_ROW + header_rows
-    # A write-only sheet takes its layout before the first row.
-    for index, width in enumerate(widths, start=1):
-        ws.column_dimensions[get_column_letter(index)].width = width
-    ws.page_setup.orientation = Worksheet.ORIENTATION_LANDSCAPE
-    ws.page_setup.paperSize = Worksheet.PAPERSIZE_A4
-    ws.page_setup.fitToWidth = 1
-    ws.page_setup.fitToHeight = 0  # as many pages down as the rows need
-    ws.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
-    ws.print_options.horizontalCentered = True
-    ws.page_margins.left = ws.page_margins.right = 0.5
-    # Top and bottom keep openpyxl's 0.75 in, room for the page-number footer.
-    ws.oddFooter.center.text = "第 &P 页，共 &N 页"
-    ws.print_title_rows = f"{HEADER_ROW}:{first_data_row - 1}"
-    ws.freeze_panes = f"B{first_data_row}"
+    ws.widths = widths
+    # A4 landscape, one page wide and as many down as the rows need, centred; left and right
+    # margins 0.5 in, top and bottom 1 in (room for the page-number footer): ``Sheet``'s defaults.
+    ws.footer = "第 &P 页，共 &N 页"
+    ws.print_title_rows = (HEADER_ROW, first_data_row - 1)
+    ws.freeze = (first_data_row, 2)
 
     # 1: the title across the table.
-    ws.row_dimensions[1].height = 32
-    ws.append([_cell(ws, title, _Style.TITLE)])
-    ws.merged_cells.add(f"A1:{last}1")
+    row = ws.append([(title, _Style.TITLE)], height=32)
+    ws.merge(row, 1, row, count)
     # 2: 报送单位 over the first column, then 联系人, 电话 and the date over a third of the rest each.
     day = heading.day
-    rest = len(columns) - 1
-    ws.row_dimensions[2].height = 22
+    rest = count - 1
     _append_spread(
         ws,
-        row=2,
         texts=[
             f"报送单位：{heading.unit_name}",
             f"联系人：{heading.contact_name}",
@@ -426,131 +394,104 @@ def _write_table(
     )
     # 3: the campaign and period; when the figures were computed, over enough columns on the right.
     computed = timezone.localtime(heading.computed_at).strftime(COMPUTED_AT_FORMAT)
-    right = next(count for count in range(1, len(widths) + 1) if sum(widths[-count:]) >= 27 or count == len(widths))
-    ws.row_dimensions[3].height = 22
+    right = next(n for n in range(1, count + 1) if sum(widths[-n:]) >= 27 or n == count)
     _append_spread(
         ws,
-        row=3,
         texts=[f"{heading.campaign_name}　统计期间：{heading.period_label}", f"数据计算于 {computed}"],
-        spans=[len(columns) - right, right],
+        spans=[count - right, right],
     )
     # 4…: the table.
-    row_number = HEADER_ROW
+    rates = [column.is_rate for column in columns]
     for kind, values in rows:
         if kind == HEADER:
             _append_header(ws, values, two_rows=grouped)
-            row_number += header_rows
             continue
-        total = kind == TOTAL
-        ws.append([_value_cell(ws, column, value, total=total) for column, value in zip(columns, values, strict=True)])
-        row_number += 1
+        text, number, rate = _TOTAL_STYLES if kind == TOTAL else _UNIT_STYLES
+        ws.append(
+            [
+                ((NO_RATE, number) if value is None else (_fraction(value), rate))
+                if is_rate
+                else (value, text if type(value) is str else number)
+                for is_rate, value in zip(rates, values, strict=True)
+            ]
+        )
     # The definitions as a note under the table, one merged line each, tall enough to print whole.
     ws.append([])
-    row_number += 1
     chars_per_line = sum(widths) / 2  # a CJK character is about two width units
     for index, note in enumerate(notes):
         lines = max(1, math.ceil(display_width(note) / 2 / chars_per_line))
-        ws.row_dimensions[row_number].height = 16 * lines + 2
-        ws.append([_cell(ws, note, _Style.NOTE_TITLE if index == 0 else _Style.NOTE)])
-        ws.merged_cells.add(f"A{row_number}:{last}{row_number}")
-        row_number += 1
+        row = ws.append([(note, _Style.NOTE_TITLE if index == 0 else _Style.NOTE)], height=16 * lines + 2)
+        ws.merge(row, 1, row, count)
     if extra_rows:
         ws.append([])
-        ws.append([_cell(ws, extra_title, _Style.NOTE_TITLE)])
-        ws.merged_cells.add(f"A{row_number + 1}:{last}{row_number + 1}")
-        row_number += 2
+        row = ws.append([(extra_title, _Style.NOTE_TITLE)])
+        ws.merge(row, 1, row, count)
         for index, values in enumerate(extra_rows):
             if index == 0:
-                ws.append([_cell(ws, str(label), _Style.HEADER) for label in values])
-            else:
-                ws.append(
-                    [
-                        _cell(ws, value, _Style.TOTAL_TEXT if values[0] == TOTAL_LABEL else _Style.TEXT)
-                        if isinstance(value, str)
-                        else _number_cell(ws, value, total=values[0] == TOTAL_LABEL)
-                        for value in values
-                    ]
-                )
-            row_number += 1
-    ws.print_area = f"A1:{last}{row_number - 1}"
+                ws.append([(str(label), _Style.HEADER) for label in values])
+                continue
+            total = values[0] == TOTAL_LABEL
+            text_style = _Style.TOTAL_TEXT if total else _Style.TEXT
+            number_style = _Style.TOTAL_NUMBER if total else _Style.NUMBER
+            ws.append([(value, text_style if isinstance(value, str) else number_style) for value in values])
 
 
-def _number_cell(ws: WriteOnlyWorksheet, value: object, *, total: bool) -> Cell:
-    cell = WriteOnlyCell(ws, value=value)
-    cell.style = _Style.TOTAL_NUMBER if total else _Style.NUMBER
-    return cell
-
-
-def _append_header(ws: WriteOnlyWorksheet, labels: Sequence[str], *, two_rows: bool) -> None:
+def _append_header(ws: Sheet, labels: Sequence[str], *, two_rows: bool) -> None:
     """The column header. With two rows, "group·column" labels put a merged group heading over the
     columns of the group, and a label without a group spans both rows."""
     if not two_rows:
-        ws.row_dimensions[HEADER_ROW].height = 36
-        ws.append([_cell(ws, label, _Style.HEADER) for label in labels])
+        ws.append([(label, _Style.HEADER) for label in labels], height=36)
         return
-    top: list[Cell] = []
-    bottom: list[Cell] = []
+    top: list[tuple[str, int]] = []
+    bottom: list[tuple[str, int]] = []
+    merges: list[tuple[int, int, int, int]] = []
     parts = [label.split(GROUP_SEPARATOR, 1) for label in labels]
+    first = ws.row_count + 1
     index = 0
     while index < len(parts):
         group = parts[index][0]
         if len(parts[index]) == 1:
-            top.append(_cell(ws, group, _Style.HEADER))
-            bottom.append(_cell(ws, "", _Style.HEADER))
-            letter = get_column_letter(index + 1)
-            ws.merged_cells.add(f"{letter}{HEADER_ROW}:{letter}{HEADER_ROW + 1}")
+            top.append((group, _Style.HEADER))
+            bottom.append(("", _Style.HEADER))
+            merges.append((first, index + 1, first + 1, index + 1))
             index += 1
             continue
         end = index
         while end + 1 < len(parts) and len(parts[end + 1]) == 2 and parts[end + 1][0] == group:
             end += 1
         for position in range(index, end + 1):
-            top.append(_cell(ws, group if position == index else "", _Style.HEADER))
-            bottom.append(_cell(ws, parts[position][1], _Style.HEADER))
+            top.append((group if position == index else "", _Style.HEADER))
+            bottom.append((parts[position][1], _Style.HEADER))
         if end > index:
-            ws.merged_cells.add(f"{get_column_letter(index + 1)}{HEADER_ROW}:{get_column_letter(end + 1)}{HEADER_ROW}")
+            merges.append((first, index + 1, first, end + 1))
         index = end + 1
-    ws.row_dimensions[HEADER_ROW].height = 32
-    ws.row_dimensions[HEADER_ROW + 1].height = 46
-    ws.append(top)
-    ws.append(bottom)
+    ws.append(top, height=32)
+    ws.append(bottom, height=46)
+    for merge in merges:
+        ws.merge(*merge)
 
 
-def _append_spread(ws: WriteOnlyWorksheet, *, row: int, texts: Sequence[str], spans: Sequence[int]) -> None:
+def _append_spread(ws: Sheet, *, texts: Sequence[str], spans: Sequence[int]) -> None:
     """One row of texts, each merged over its span of columns, the last one aligned right."""
-    values: list = []
-    column = 1
+    cells: list[tuple[str, int] | None] = []
     for index, (text, span) in enumerate(zip(texts, spans, strict=True)):
-        values.append(_cell(ws, text, _Style.LINE_RIGHT if index == len(texts) - 1 else _Style.LINE))
-        values.extend([None] * (span - 1))
+        cells.append((text, _Style.LINE_RIGHT if index == len(texts) - 1 else _Style.LINE))
+        cells.extend([None] * (span - 1))
+    row = ws.append(cells, height=22)
+    column = 1
+    for span in spans:
         if span > 1:
-            ws.merged_cells.add(f"{get_column_letter(column)}{row}:{get_column_letter(column + span - 1)}{row}")
+            ws.merge(row, column, row, column + span - 1)
         column += span
-    ws.append(values)
 
 
-def _value_cell(ws: WriteOnlyWorksheet, column: Column, value: object, *, total: bool) -> Cell:
-    if column.is_rate and value is not None:
-        # The stored percentage, already rounded to one decimal, as a fraction shown as 87.5%.
-        cell = WriteOnlyCell(ws, value=float(Decimal(value) / 100))
-        cell.style = _Style.TOTAL_RATE if total else _Style.RATE
-        return cell
-    if column.is_rate:
-        return _cell(ws, NO_RATE, _Style.TOTAL_NUMBER if total else _Style.NUMBER)
-    if isinstance(value, str):
-        return _cell(ws, value, _Style.TOTAL_TEXT if total else _Style.TEXT)
-    cell = WriteOnlyCell(ws, value=value)
-    cell.style = _Style.TOTAL_NUMBER if total else _Style.NUMBER
-    return cell
+# (text, number, rate) styles of a unit's row and of the 合计 row.
+_UNIT_STYLES = (_Style.TEXT, _Style.NUMBER, _Style.RATE)
+_TOTAL_STYLES = (_Style.TOTAL_TEXT, _Style.TOTAL_NUMBER, _Style.TOTAL_RATE)
 
 
-def _cell(ws: WriteOnlyWorksheet, text: str, style: str) -> Cell:
-    """A text cell: control characters XLSX cannot hold dropped, formula-like text kept as text
-    (a string cell with the quote prefix, see the module's docstring)."""
-    text = ILLEGAL_CHARACTERS_RE.sub("", text)
-    cell = WriteOnlyCell(ws, value=text)
-    cell.style = style
-    if text.startswith(FORMULA_PREFIXES):
-        cell.data_type = "s"  # openpyxl takes a leading "=" for a formula
-        cell.quotePrefix = True
-    return cell
+def _fraction(percentage: Decimal | float) -> float:
+    """The stored percentage, already rounded to one decimal, as the fraction a cell formatted
+    0.0% shows as 87.5% (a rate is written as a number a spreadsheet can sort; 「—」 when it has
+    no denominator)."""
+    return float(Decimal(percentage) / 100)
