@@ -400,21 +400,27 @@ def _write_table(
         texts=[f"{heading.campaign_name}　统计期间：{heading.period_label}", f"数据计算于 {computed}"],
         spans=[count - right, right],
     )
-    # 4…: the table.
-    rates = [column.is_rate for column in columns]
+    # 4…: the table. A column's style is the same on every unit's row (and on every 合计 row); a
+    # rate without a denominator shows 「—」 in the number style.
+    rate_columns = [index for index, column in enumerate(columns) if column.is_rate]
+    row_styles = {
+        kind: [text, *(rate if column.is_rate else number for column in columns[1:])]
+        for kind, (text, number, rate) in ((UNIT, _UNIT_STYLES), (TOTAL, _TOTAL_STYLES))
+    }
     for kind, values in rows:
         if kind == HEADER:
             _append_header(ws, values, two_rows=grouped)
             continue
-        text, number, rate = _TOTAL_STYLES if kind == TOTAL else _UNIT_STYLES
-        ws.append(
-            [
-                ((NO_RATE, number) if value is None else (_fraction(value), rate))
-                if is_rate
-                else (value, text if type(value) is str else number)
-                for is_rate, value in zip(rates, values, strict=True)
-            ]
-        )
+        styles = row_styles[kind]
+        for index in rate_columns:
+            if values[index] is not None:
+                values[index] = _fraction(values[index])
+                continue
+            if styles is row_styles[kind]:
+                styles = list(styles)
+            values[index] = NO_RATE
+            styles[index] = _TOTAL_STYLES[1] if kind == TOTAL else _UNIT_STYLES[1]
+        ws.append_values(values, styles)
     # The definitions as a note under the table, one merged line each, tall enough to print whole.
     ws.append([])
     chars_per_line = sum(widths) / 2  # a CJK character is about two width units

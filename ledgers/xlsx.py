@@ -64,7 +64,7 @@ def column_letter(index: int) -> str:
     return letters
 
 
-_LETTERS = ("", *(column_letter(index) for index in range(1, 16_385)))  # Excel's 16,384 columns
+_COLUMNS = tuple(column_letter(index) for index in range(1, 16_385))  # Excel's 16,384 columns
 
 
 def _number(value: float | int | Decimal) -> str:
@@ -110,33 +110,47 @@ class Sheet:
     def append(self, cells: Iterable[tuple[object, int] | None], *, height: float | None = None) -> int:
         """Add the next row: ``(value, style)`` per column from A, ``None`` for no cell. Returns the
         row's number (1-based). A value of ``None`` or ``""`` writes a styled empty cell."""
+        values: list[object] = []
+        styles: list[int | None] = []
+        for cell in cells:
+            values.append(None if cell is None else cell[0])
+            styles.append(None if cell is None else cell[1])
+        return self.append_values(values, styles, height=height)
+
+    def append_values(
+        self, values: Sequence[object], styles: Sequence[int | None], *, height: float | None = None
+    ) -> int:
+        """``append`` with the values and their styles in two lists of one length (a style of
+        ``None``: no cell), so that a table's rows need no tuple per cell."""
+        if len(values) != len(styles):
+            raise ValueError(f"{len(values)} values but {len(styles)} styles")
+        if len(values) > len(_COLUMNS):
+            raise ValueError(f"a sheet holds {len(_COLUMNS)} columns, not {len(values)}")
         number = len(self._rows) + 1
         parts = []
-        letters = _LETTERS
-        column = 0
-        for column, cell in enumerate(cells, start=1):  # noqa: B007 - the last column is the width
-            if cell is None:
+        for letter, value, style in zip(_COLUMNS, values, styles, strict=False):  # _COLUMNS is longer
+            if style is None:
                 continue
-            value, style = cell
             kind = type(value)  # exact types first: this loop runs for every cell of the sheet
             if kind is int:
-                parts.append(f'<c r="{letters[column]}{number}" s="{style + 1}"><v>{value}</v></c>')
+                parts.append(f'<c r="{letter}{number}" s="{style + 1}"><v>{value}</v></c>')
+            elif kind is float and math.isfinite(value):
+                parts.append(f'<c r="{letter}{number}" s="{style + 1}"><v>{value!r}</v></c>')
             elif kind is str and value:
                 text = text_clean(value) if _ILLEGAL.search(value) or len(value) > MAX_TEXT else value
                 if text.startswith(FORMULA_PREFIXES):
                     style += self._styles  # the quote-prefixed twin
                 space = ' xml:space="preserve"' if text != text.strip() or "\n" in text else ""
                 parts.append(
-                    f'<c r="{letters[column]}{number}" s="{style + 1}" t="inlineStr">'
-                    f"<is><t{space}>{escape(text)}</t></is></c>"
+                    f'<c r="{letter}{number}" s="{style + 1}" t="inlineStr"><is><t{space}>{escape(text)}</t></is></c>'
                 )
             elif value is None or value == "":
-                parts.append(f'<c r="{letters[column]}{number}" s="{style + 1}"/>')
+                parts.append(f'<c r="{letter}{number}" s="{style + 1}"/>')
             elif isinstance(value, int | float | Decimal) and not isinstance(value, bool):
-                parts.append(f'<c r="{letters[column]}{number}" s="{style + 1}"><v>{_number(value)}</v></c>')
+                parts.append(f'<c r="{letter}{number}" s="{style + 1}"><v>{_number(value)}</v></c>')
             else:
                 raise TypeError(f"cannot write {type(value).__name__} to the sheet: {value!r}")
-        self._columns = max(self._columns, column)
+        self._columns = max(self._columns, len(values))
         attributes = f' ht="{_number(height)}" customHeight="1"' if height is not None else ""
         self._rows.append(f'<row r="{number}"{attributes}>{"".join(parts)}</row>')
         return number
