@@ -19,6 +19,7 @@ because this sheet is printed and handed on.
 import datetime
 import math
 import tempfile
+from collections import namedtuple
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -201,7 +202,7 @@ class StatisticsSheet:
     """Everything the writer needs: the heading, the rows below the exporting unit, and its own row."""
 
     heading: SheetHeading
-    units: Sequence[UnitStatistics]
+    units: Sequence["SheetUnit | UnitStatistics"]  # the rows below the exporting unit
     total: UnitStatistics
     # The feedback ledger's items by category and status (header row first), under the further
     # indicators; empty for none (issue 11, ``visits.feedback.feedback_by_category_and_status``).
@@ -229,6 +230,53 @@ def sheet_child_rows(
         # Schools grouped by zone, as the bureau files them.
         return children.order_by("zone__code", "sort_key", "name")
     return children.order_by("sort_key", "name")
+
+
+# The stored figures the columns of both sheets read (directly or through a rate).
+SHEET_FIELDS = (
+    "name",
+    "staff_total",
+    "teachers_participating",
+    "students_required",
+    "students_visited",
+    "students_total",
+    "visits",
+    "in_home_visits",
+    "focus_students",
+    "focus_visited",
+    "special_students",
+    "special_meeting_rule",
+    "special_with_plan",
+    "care_students",
+    "care_asks_due",
+    "care_asks_done",
+    "care_meetings_due",
+    "care_meetings_done",
+    "open_feedback",
+    "overdue_safety_reports",
+    "categories",
+)
+
+
+class SheetUnit(namedtuple("SheetUnitFields", SHEET_FIELDS)):
+    """One unit's row below the exporting unit: the stored figures as a tuple, with the model's own
+    rate properties (they read only these fields), so that a rate here is the dashboards' rate.
+    A model instance per unit cost twice as much to read: 44 against 20 ms of CPU for 1,500
+    schools."""
+
+    __slots__ = ()
+    participation_rate = UnitStatistics.participation_rate
+    coverage_rate = UnitStatistics.coverage_rate
+    focus_coverage_rate = UnitStatistics.focus_coverage_rate
+    special_rule_rate = UnitStatistics.special_rule_rate
+    care_ask_rate = UnitStatistics.care_ask_rate
+    care_meeting_rate = UnitStatistics.care_meeting_rate
+    plan_rate = UnitStatistics.plan_rate
+
+
+def sheet_units(children: QuerySet[UnitStatistics]) -> list[SheetUnit]:
+    """The rows of ``children`` (e.g. ``sheet_child_rows``) in its order, in one query."""
+    return [SheetUnit._make(values) for values in children.values_list(*SHEET_FIELDS)]
 
 
 def sheet_contact(unit: UnitStatistics, user: User | None = None) -> tuple[str, str]:
@@ -295,7 +343,7 @@ def statistics_sheet_export(
         period_label=period_label(period),
         computed_at=unit.computed_at,
     )
-    units = list(sheet_child_rows(rows, unit, all_schools=all_schools))
+    units = sheet_units(sheet_child_rows(rows, unit, all_schools=all_schools))
     sheet = StatisticsSheet(heading=heading, units=units, total=unit, feedback=feedback)
     return statistics_sheet_write(sheet, filename=sheet_filename(unit, period, day))
 
@@ -307,7 +355,7 @@ HEADER, UNIT, TOTAL = "header", "unit", "total"
 
 
 def statistics_sheet_rows(
-    columns: Sequence[Column], units: Sequence[UnitStatistics], total: UnitStatistics
+    columns: Sequence[Column], units: Sequence[SheetUnit | UnitStatistics], total: UnitStatistics
 ) -> Iterator[tuple[str, list]]:
     """(kind, values): the header, one row per unit, then 合计 — the exporting unit's own stored
     row, so its rates are its own and not a sum of the rates above."""
