@@ -8,8 +8,10 @@ definitions as a note. The same generator, with other columns, fills the second 
 Every figure comes from stored ``UnitStatistics`` rows: the 合计 row is the exporting unit's own row,
 never a sum of the rows above it (and rates are never added up). Nothing here reads the visit table.
 
-Formula neutralisation (``ledgers.xlsx``): a text cell that starts with ``= + - @`` (or a tab or
-carriage return) is written as a string cell (never a formula cell) with the *quote prefix* style,
+The workbook is written with XlsxWriter, a dozen shared cell formats made once per workbook.
+
+Formula neutralisation: a text cell that starts with ``= + - @`` (or a tab or carriage return) is
+written as a string cell (``write_string``, never a formula cell) with the *quote prefix* format,
 the flag a spreadsheet sets when someone types a leading apostrophe, so that it stays text when the
 cell is edited. The text shows unchanged: a phone number “+86 …” or a name
 stays readable on paper. Unlike ``schools.exports.neutralise``, no apostrophe is added to the value,
@@ -25,13 +27,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 from operator import attrgetter
 
+import xlsxwriter
 from django.db.models import QuerySet
 from django.utils import timezone
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from xlsxwriter.format import Format
+from xlsxwriter.worksheet import Worksheet
 
 from ledgers.models import Level, UnitStatistics
 from ledgers.selectors import Period
-from ledgers.xlsx import CellStyle, Sheet, Workbook
-from schools.exports import XLSX_CONTENT_TYPE, ExportFile, display_width
+from schools.exports import FORMULA_PREFIXES, XLSX_CONTENT_TYPE, ExportFile, display_width
 from schools.models import Campaign, User
 from students.models import FOCUS_CATEGORIES, Category
 from visits.feedback import feedback_by_category_and_status
@@ -53,36 +58,35 @@ HEADER_ROW = 4  # title, the 报送单位 line, the period line, then the column
 
 
 class _Style:
-    """The workbook's cell styles, by their index in ``_STYLES``: a cell names its style by number,
-    and the workbook holds each style once however many cells use it."""
+    """The workbook's cell styles, by their index in ``_STYLES``: one XlsxWriter ``Format`` each,
+    shared by every cell of that style (``_Formats``)."""
 
     TITLE, LINE, LINE_RIGHT, HEADER, TEXT, NUMBER, RATE = range(7)
     TOTAL_TEXT, TOTAL_NUMBER, TOTAL_RATE, NOTE_TITLE, NOTE = range(7, 12)
 
 
-_HEADER_FILL, _TOTAL_FILL = "DDEBF7", "F2F2F2"
-_STYLES = (
-    CellStyle(bold=True, size=16, horizontal="center", vertical="center", wrap=True),  # TITLE
+# XlsxWriter format properties: a thin black border on all four sides, solid fills.
+_BORDER = {"border": 1, "border_color": "#000000"}
+_CENTER = {"align": "center", "valign": "vcenter", "text_wrap": True}
+_LEFT = {"align": "left", "valign": "vcenter", "text_wrap": True}
+_NOTE = {"align": "left", "valign": "top", "text_wrap": True}
+_HEADER_FILL = {"pattern": 1, "bg_color": "#DDEBF7"}
+_TOTAL = {"bold": True, "pattern": 1, "bg_color": "#F2F2F2", **_BORDER}
+_RATE = {"num_format": RATE_FORMAT}
+_STYLES: tuple[dict, ...] = (
+    {"bold": True, "font_size": 16, **_CENTER},  # TITLE
     # Heading lines shrink rather than spill or clip when a name is long.
-    CellStyle(horizontal="left", vertical="center", shrink=True),  # LINE
-    CellStyle(horizontal="right", vertical="center", shrink=True),  # LINE_RIGHT
-    CellStyle(bold=True, fill=_HEADER_FILL, border=True, horizontal="center", vertical="center", wrap=True),
-    CellStyle(border=True, horizontal="left", vertical="center", wrap=True),  # TEXT
-    CellStyle(border=True, horizontal="center", vertical="center", wrap=True),  # NUMBER
-    CellStyle(border=True, horizontal="center", vertical="center", wrap=True, number_format=RATE_FORMAT),
-    CellStyle(bold=True, fill=_TOTAL_FILL, border=True, horizontal="left", vertical="center", wrap=True),
-    CellStyle(bold=True, fill=_TOTAL_FILL, border=True, horizontal="center", vertical="center", wrap=True),
-    CellStyle(
-        bold=True,
-        fill=_TOTAL_FILL,
-        border=True,
-        horizontal="center",
-        vertical="center",
-        wrap=True,
-        number_format=RATE_FORMAT,
-    ),
-    CellStyle(bold=True, horizontal="left", vertical="top", wrap=True),  # NOTE_TITLE
-    CellStyle(horizontal="left", vertical="top", wrap=True),  # NOTE
+    {"align": "left", "valign": "vcenter", "shrink": True},  # LINE
+    {"align": "right", "valign": "vcenter", "shrink": True},  # LINE_RIGHT
+    {"bold": True, **_HEADER_FILL, **_BORDER, **_CENTER},  # HEADER
+    {**_BORDER, **_LEFT},  # TEXT
+    {**_BORDER, **_CENTER},  # NUMBER
+    {**_BORDER, **_CENTER, **_RATE},  # RATE
+    {**_TOTAL, **_LEFT},  # TOTAL_TEXT
+    {**_TOTAL, **_CENTER},  # TOTAL_NUMBER
+    {**_TOTAL, **_CENTER, **_RATE},  # TOTAL_RATE
+    {"bold": True, **_NOTE},  # NOTE_TITLE
+    _NOTE,  # NOTE
 )
 
 
@@ -369,38 +373,147 @@ def statistics_sheet_rows(
 
 
 def statistics_sheet_write(sheet: StatisticsSheet, *, filename: str) -> ExportFile:
-    """Write both sheets to a temporary XLSX file (``ledgers.xlsx``: each row becomes its XML as it
-    is added, every cell names one of a dozen shared styles)."""
-    workbook = Workbook(_STYLES)
-    _write_table(
-        workbook.add_sheet(MAIN_SHEET_TITLE),
-        title=TITLE,
-        heading=sheet.heading,
-        columns=MAIN_COLUMNS,
-        rows=statistics_sheet_rows(MAIN_COLUMNS, sheet.units, sheet.total),
-        notes=MAIN_NOTES,
-    )
-    _write_table(
-        workbook.add_sheet(OTHER_SHEET_TITLE),
-        title=f"{TITLE}（{OTHER_SHEET_TITLE}）",
-        heading=sheet.heading,
-        columns=OTHER_COLUMNS,
-        rows=statistics_sheet_rows(OTHER_COLUMNS, sheet.units, sheet.total),
-        notes=OTHER_NOTES,
-        extra_title=FEEDBACK_TABLE_TITLE if sheet.feedback else "",
-        extra_rows=sheet.feedback,
-    )
+    """Write both sheets to a temporary XLSX file with XlsxWriter. Its cells are held in memory
+    until the workbook closes (the merged two-row header is written out of row order, which the
+    constant-memory mode cannot do): 1,500 schools are about 60,000 cells."""
     target = tempfile.TemporaryFile(suffix=".xlsx")  # noqa: SIM115 - the response (or the caller) closes it
     try:
-        workbook.save(target)
+        workbook = xlsxwriter.Workbook(target, WORKBOOK_OPTIONS)
+        formats = _Formats(workbook)
+        _write_table(
+            _Sheet(workbook.add_worksheet(MAIN_SHEET_TITLE, _PrintedWorksheet), formats),
+            title=TITLE,
+            heading=sheet.heading,
+            columns=MAIN_COLUMNS,
+            rows=statistics_sheet_rows(MAIN_COLUMNS, sheet.units, sheet.total),
+            notes=MAIN_NOTES,
+        )
+        _write_table(
+            _Sheet(workbook.add_worksheet(OTHER_SHEET_TITLE, _PrintedWorksheet), formats),
+            title=f"{TITLE}（{OTHER_SHEET_TITLE}）",
+            heading=sheet.heading,
+            columns=OTHER_COLUMNS,
+            rows=statistics_sheet_rows(OTHER_COLUMNS, sheet.units, sheet.total),
+            notes=OTHER_NOTES,
+            extra_title=FEEDBACK_TABLE_TITLE if sheet.feedback else "",
+            extra_rows=sheet.feedback,
+        )
+        workbook.close()
     except BaseException:
         target.close()
         raise
     return ExportFile(file=target, filename=filename, content_type=XLSX_CONTENT_TYPE, rows=len(sheet.units))
 
 
+# Nothing is guessed from text: a name that looks like a formula, a number or a web address stays
+# text. The parts are zipped from memory, not from temporary files.
+WORKBOOK_OPTIONS = {
+    "in_memory": True,
+    "strings_to_formulas": False,
+    "strings_to_numbers": False,
+    "strings_to_urls": False,
+}
+
+
+class _PrintedWorksheet(Worksheet):
+    """An XlsxWriter worksheet that states ``fitToWidth="1"`` in its page setup. XlsxWriter leaves
+    the attribute out when it is 1, the schema's default (ECMA-376 Part 1, §18.3.1.63): Excel,
+    LibreOffice and WPS read it so, but a reader that does not apply schema defaults (openpyxl
+    reads ``None``) sees no width to fit. Written through ``add_worksheet``'s ``worksheet_class``;
+    it hooks XlsxWriter's ``_write_page_setup`` (checked against 3.3.1, the pinned version)."""
+
+    def _write_page_setup(self) -> None:
+        if not (self.fit_page and self.fit_width == 1):
+            super()._write_page_setup()
+            return
+        empty_tag = self._xml_empty_tag
+
+        def with_fit_to_width(tag: str, attributes: list | None = None) -> None:
+            if tag == "pageSetup":
+                attributes = [*(attributes or []), ("fitToWidth", 1)]
+            empty_tag(tag, attributes)
+
+        self._xml_empty_tag = with_fit_to_width
+        try:
+            super()._write_page_setup()
+        finally:
+            del self._xml_empty_tag
+
+
+class _Formats:
+    """The workbook's cell formats: one XlsxWriter ``Format`` per ``_STYLES`` entry, made once per
+    workbook and shared by every cell of that style; the quote-prefixed twin of a style (for
+    formula-like text, see the module's docstring) is made the first time a cell needs it."""
+
+    def __init__(self, workbook: xlsxwriter.Workbook) -> None:
+        self._workbook = workbook
+        self.plain = [workbook.add_format(properties) for properties in _STYLES]
+        self._quoted: dict[int, Format] = {}
+
+    def of_text(self, text: str, style: int) -> Format:
+        """The format of a text cell of ``style``: its quote-prefixed twin when the text starts
+        like a formula."""
+        if not text.startswith(FORMULA_PREFIXES):
+            return self.plain[style]
+        if style not in self._quoted:
+            self._quoted[style] = self._workbook.add_format({**_STYLES[style], "quote_prefix": True})
+        return self._quoted[style]
+
+
+def _text(value: str) -> str:
+    """Text as a cell holds it: the control characters XML cannot carry dropped (XlsxWriter would
+    write them escaped as ``_xHHHH_``, which shows as such)."""
+    return ILLEGAL_CHARACTERS_RE.sub("", value) if ILLEGAL_CHARACTERS_RE.search(value) else value
+
+
+class _Sheet:
+    """An XlsxWriter worksheet filled top to bottom. Rows are numbered from 1 as the sheet shows
+    them; ``row_count`` is the last one written."""
+
+    def __init__(self, worksheet: Worksheet, formats: _Formats) -> None:
+        self.worksheet = worksheet
+        self.formats = formats
+        self.row_count = 0
+
+    def next_row(self, *, height: float | None = None) -> int:
+        """Start the next row (``height`` in points) and return its number."""
+        self.row_count += 1
+        if height is not None:
+            self.worksheet.set_row(self.row_count - 1, height)
+        return self.row_count
+
+    def append(self, cells: Sequence[tuple[object, int]], *, height: float | None = None) -> int:
+        """The next row: ``(value, style)`` per column from A. Returns the row's number."""
+        row = self.next_row(height=height)
+        for column, (value, style) in enumerate(cells):
+            self.write(row, column + 1, value, style)
+        return row
+
+    def write(self, row: int, column: int, value: object, style: int) -> None:
+        """One cell (1-based): text always as a string cell (never a formula), numbers as numbers,
+        ``None`` or ``""`` as an empty cell of the style."""
+        if value is None or value == "":
+            self.worksheet.write_blank(row - 1, column - 1, None, self.formats.plain[style])
+        elif isinstance(value, str):
+            text = _text(value)
+            self.worksheet.write_string(row - 1, column - 1, text, self.formats.of_text(text, style))
+        elif isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+            self.worksheet.write_number(row - 1, column - 1, value, self.formats.plain[style])
+        else:
+            raise TypeError(f"cannot write {type(value).__name__} to the sheet: {value!r}")
+
+    def merge(self, first_row: int, first_column: int, last_row: int, last_column: int, text: str, style: int) -> None:
+        """Text over a block of cells (1-based, inclusive): XlsxWriter writes it in the top-left
+        cell and fills the rest with empty cells of the same format, so a border runs round the
+        block."""
+        text = _text(text)
+        self.worksheet.merge_range(
+            first_row - 1, first_column - 1, last_row - 1, last_column - 1, text, self.formats.of_text(text, style)
+        )
+
+
 def _write_table(
-    ws: Sheet,
+    ws: _Sheet,
     *,
     title: str,
     heading: SheetHeading,
@@ -417,16 +530,11 @@ def _write_table(
     grouped = any(GROUP_SEPARATOR in column.label for column in columns)
     header_rows = 2 if grouped else 1
     first_data_row = HEADER_ROW + header_rows
-    ws.widths = widths
-    # A4 landscape, one page wide and as many down as the rows need, centred; left and right
-    # margins 0.5 in, top and bottom 1 in (room for the page-number footer): ``Sheet``'s defaults.
-    ws.footer = "第 &P 页，共 &N 页"
-    ws.print_title_rows = (HEADER_ROW, first_data_row - 1)
-    ws.freeze = (first_data_row, 2)
+    _page_setup(ws.worksheet, widths=widths, first_data_row=first_data_row)
 
     # 1: the title across the table.
-    row = ws.append([(title, _Style.TITLE)], height=32)
-    ws.merge(row, 1, row, count)
+    row = ws.next_row(height=32)
+    ws.merge(row, 1, row, count, title, _Style.TITLE)
     # 2: 报送单位 over the first column, then 联系人, 电话 and the date over a third of the rest each.
     day = heading.day
     rest = count - 1
@@ -448,38 +556,24 @@ def _write_table(
         texts=[f"{heading.campaign_name}　统计期间：{heading.period_label}", f"数据计算于 {computed}"],
         spans=[count - right, right],
     )
-    # 4…: the table. A column's style is the same on every unit's row (and on every 合计 row); a
-    # rate without a denominator shows 「—」 in the number style.
-    rate_columns = [index for index, column in enumerate(columns) if column.is_rate]
-    row_styles = {
-        kind: [text, *(rate if column.is_rate else number for column in columns[1:])]
-        for kind, (text, number, rate) in ((UNIT, _UNIT_STYLES), (TOTAL, _TOTAL_STYLES))
-    }
+    # 4…: the table.
+    is_rate = [column.is_rate for column in columns]
     for kind, values in rows:
         if kind == HEADER:
             _append_header(ws, values, two_rows=grouped)
             continue
-        styles = row_styles[kind]
-        for index in rate_columns:
-            if values[index] is not None:
-                values[index] = _fraction(values[index])
-                continue
-            if styles is row_styles[kind]:
-                styles = list(styles)
-            values[index] = NO_RATE
-            styles[index] = _TOTAL_STYLES[1] if kind == TOTAL else _UNIT_STYLES[1]
-        ws.append_values(values, styles)
+        _append_figures(ws, is_rate, values, total=kind == TOTAL)
     # The definitions as a note under the table, one merged line each, tall enough to print whole.
-    ws.append([])
+    ws.next_row()
     chars_per_line = sum(widths) / 2  # a CJK character is about two width units
     for index, note in enumerate(notes):
         lines = max(1, math.ceil(display_width(note) / 2 / chars_per_line))
-        row = ws.append([(note, _Style.NOTE_TITLE if index == 0 else _Style.NOTE)], height=16 * lines + 2)
-        ws.merge(row, 1, row, count)
+        row = ws.next_row(height=16 * lines + 2)
+        ws.merge(row, 1, row, count, note, _Style.NOTE_TITLE if index == 0 else _Style.NOTE)
     if extra_rows:
-        ws.append([])
-        row = ws.append([(extra_title, _Style.NOTE_TITLE)])
-        ws.merge(row, 1, row, count)
+        ws.next_row()
+        row = ws.next_row()
+        ws.merge(row, 1, row, count, extra_title, _Style.NOTE_TITLE)
         for index, values in enumerate(extra_rows):
             if index == 0:
                 ws.append([(str(label), _Style.HEADER) for label in values])
@@ -488,54 +582,92 @@ def _write_table(
             text_style = _Style.TOTAL_TEXT if total else _Style.TEXT
             number_style = _Style.TOTAL_NUMBER if total else _Style.NUMBER
             ws.append([(value, text_style if isinstance(value, str) else number_style) for value in values])
+    ws.worksheet.print_area(0, 0, ws.row_count - 1, count - 1)
 
 
-def _append_header(ws: Sheet, labels: Sequence[str], *, two_rows: bool) -> None:
+def _page_setup(worksheet: Worksheet, *, widths: Sequence[float], first_data_row: int) -> None:
+    """A4 landscape, one page wide and as many down as the rows need, centred, the header rows
+    repeated on every page, the page number in the footer; the unit column and the header frozen."""
+    for index, width in enumerate(widths):
+        # In pixels (7 to a character of the default font): XlsxWriter stores the width as given,
+        # where its ``set_column`` would add Excel's cell padding (28 → 28.71).
+        worksheet.set_column_pixels(index, index, round(width * PIXELS_PER_CHARACTER))
+    worksheet.set_landscape()
+    worksheet.set_paper(PAPER_A4)
+    worksheet.fit_to_pages(1, 0)
+    worksheet.center_horizontally()
+    # Left and right 0.5 in; top and bottom 1 in, room for the page-number footer.
+    worksheet.set_margins(left=0.5, right=0.5, top=1.0, bottom=1.0)
+    worksheet.set_header("", {"margin": 0.5})
+    worksheet.set_footer("&C第 &P 页，共 &N 页", {"margin": 0.5})
+    worksheet.repeat_rows(HEADER_ROW - 1, first_data_row - 2)
+    worksheet.freeze_panes(first_data_row - 1, 1)
+
+
+PAPER_A4 = 9
+PIXELS_PER_CHARACTER = 7  # the widest digit of Calibri 11, Excel's unit of column width
+
+
+def _append_figures(ws: _Sheet, is_rate: Sequence[bool], values: list, *, total: bool) -> None:
+    """A unit's row (or 合计): the name as text, figures as numbers, a rate as the fraction shown
+    0.0% (「—」 in the number style when it has no denominator). ``is_rate`` flags the columns."""
+    text, number, rate = _TOTAL_STYLES if total else _UNIT_STYLES
+    number_format, rate_format = ws.formats.plain[number], ws.formats.plain[rate]
+    write_number = ws.worksheet.write_number
+    row = ws.next_row()
+    ws.write(row, 1, values[0], text)
+    for index in range(1, len(values)):
+        value = values[index]
+        if is_rate[index]:
+            if value is None:
+                ws.write(row, index + 1, NO_RATE, number)
+            else:
+                write_number(row - 1, index, _fraction(value), rate_format)
+        elif type(value) is int:
+            write_number(row - 1, index, value, number_format)
+        else:
+            ws.write(row, index + 1, value, number)
+
+
+def _append_header(ws: _Sheet, labels: Sequence[str], *, two_rows: bool) -> None:
     """The column header. With two rows, "group·column" labels put a merged group heading over the
     columns of the group, and a label without a group spans both rows."""
     if not two_rows:
         ws.append([(label, _Style.HEADER) for label in labels], height=36)
         return
-    top: list[tuple[str, int]] = []
-    bottom: list[tuple[str, int]] = []
-    merges: list[tuple[int, int, int, int]] = []
+    top = ws.next_row(height=32)
+    bottom = ws.next_row(height=46)
     parts = [label.split(GROUP_SEPARATOR, 1) for label in labels]
-    first = ws.row_count + 1
     index = 0
     while index < len(parts):
+        column = index + 1
         group = parts[index][0]
         if len(parts[index]) == 1:
-            top.append((group, _Style.HEADER))
-            bottom.append(("", _Style.HEADER))
-            merges.append((first, index + 1, first + 1, index + 1))
+            ws.merge(top, column, bottom, column, group, _Style.HEADER)
             index += 1
             continue
         end = index
         while end + 1 < len(parts) and len(parts[end + 1]) == 2 and parts[end + 1][0] == group:
             end += 1
-        for position in range(index, end + 1):
-            top.append((group if position == index else "", _Style.HEADER))
-            bottom.append((parts[position][1], _Style.HEADER))
         if end > index:
-            merges.append((first, index + 1, first, end + 1))
+            ws.merge(top, column, top, end + 1, group, _Style.HEADER)
+        else:
+            ws.write(top, column, group, _Style.HEADER)
+        for position in range(index, end + 1):
+            ws.write(bottom, position + 1, parts[position][1], _Style.HEADER)
         index = end + 1
-    ws.append(top, height=32)
-    ws.append(bottom, height=46)
-    for merge in merges:
-        ws.merge(*merge)
 
 
-def _append_spread(ws: Sheet, *, texts: Sequence[str], spans: Sequence[int]) -> None:
+def _append_spread(ws: _Sheet, *, texts: Sequence[str], spans: Sequence[int]) -> None:
     """One row of texts, each merged over its span of columns, the last one aligned right."""
-    cells: list[tuple[str, int] | None] = []
-    for index, (text, span) in enumerate(zip(texts, spans, strict=True)):
-        cells.append((text, _Style.LINE_RIGHT if index == len(texts) - 1 else _Style.LINE))
-        cells.extend([None] * (span - 1))
-    row = ws.append(cells, height=22)
+    row = ws.next_row(height=22)
     column = 1
-    for span in spans:
+    for index, (text, span) in enumerate(zip(texts, spans, strict=True)):
+        style = _Style.LINE_RIGHT if index == len(texts) - 1 else _Style.LINE
         if span > 1:
-            ws.merge(row, column, row, column + span - 1)
+            ws.merge(row, column, row, column + span - 1, text, style)
+        else:
+            ws.write(row, column, text, style)
         column += span
 
 
