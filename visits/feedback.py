@@ -530,7 +530,8 @@ def feedback_by_category_and_status(items: QuerySet[Suggestion]) -> list[list]:
     """Rows for the statistics sheet and the ledger's summary: header then one row per category
     (in the DESIGN's order, 未分类 last) with a count per status and the total. One query."""
     counts: dict[tuple[str, str], int] = {}
-    for category, status, n in items.order_by().values_list("category", "status").annotate(n=Count("pk")):
+    # COUNT(*), not COUNT(id): PostgreSQL answers it from an index on (category, status, raised_on).
+    for category, status, n in items.order_by().values_list("category", "status").annotate(n=Count("*")):
         counts[(category, status)] = n
     statuses = list(FeedbackStatus)
     table = [["问题类别", *(str(status.label) for status in statuses), "合计"]]

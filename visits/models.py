@@ -272,6 +272,13 @@ class Suggestion(models.Model):
         indexes = [
             models.Index(fields=["school", "status", "raised_on"]),
             models.Index(fields=["status", "category"]),
+            # The statistics sheet's feedback table (category × status, in a period) counts the
+            # ledger's items from this index alone, without reading the table.
+            models.Index(
+                fields=["category", "status", "raised_on"],
+                condition=models.Q(visit_submitted=True),
+                name="visits_sugg_ledger_count_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -34,10 +34,15 @@ def statistics_sheet(request: HttpRequest) -> HttpResponse:
     all_schools = request.GET.get("detail") == "schools"
 
     rows = UnitStatistics.objects.select_related("school").filter(campaign=campaign, period=period.code, level=level)
-    if _unit_in_scope(request.user, level=level, unit_id=unit_id) and not rows.filter(unit_id=unit_id).exists():
-        # The unit is the user's to see but nothing has been computed for it yet: not an intrusion.
-        raise Http404("该单位的统计数据尚未计算，请稍后再试。")
-    unit = get_object_for_user(rows, request, unit_id=unit_id)
+    unit = None
+    if _unit_in_scope(request.user, level=level, unit_id=unit_id):
+        # One query on the usual path: the user's own (or a visible) unit's row.
+        unit = rows.visible_to(request.user).filter(unit_id=unit_id).first()
+        if unit is None and not rows.filter(unit_id=unit_id).exists():
+            # The unit is the user's to see but nothing has been computed for it yet: not an intrusion.
+            raise Http404("该单位的统计数据尚未计算，请稍后再试。")
+    if unit is None:
+        unit = get_object_for_user(rows, request, unit_id=unit_id)  # 404 and a DENIED row
 
     export = statistics_sheet_export(
         rows=UnitStatistics.objects.visible_to(request.user),
