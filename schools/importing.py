@@ -13,6 +13,7 @@ class); hidden sheets never are.
 import codecs
 import csv
 import datetime
+import operator
 import re
 import unicodedata
 import zipfile
@@ -82,8 +83,13 @@ def normalise_text(value: str) -> str:
     spaces, byte-order marks, direction marks, soft hyphens, control characters) removed, full-width
     letters, digits and spaces folded (NFKC, which also turns non-breaking spaces into spaces), and
     runs of white space, line breaks included, made one space; trimmed."""
-    if value.isascii() and value.isprintable():
-        return value.strip() if "_x" not in value else normalise_text_slow(value)
+    if value.isprintable() and "_x" not in value:
+        if value.isascii():
+            return value.strip()
+        # Printable text holds no line breaks, tabs, invisible characters or white space other
+        # than the ASCII space (all are categories Cc, Cf, Z*): only NFKC and runs of spaces are left.
+        if unicodedata.is_normalized("NFKC", value):
+            return (_WHITESPACE.sub(" ", value) if "  " in value else value).strip()
     return normalise_text_slow(value)
 
 
@@ -145,7 +151,7 @@ class Column:
         return header in self.header_keys()
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class RowRef:
     """Where a row is: the sheet (by its place in the workbook) and its row number there. Printed as
     「第 5 行」, or 「「二班」第 5 行」 when the file had more than one sheet read."""
@@ -935,7 +941,9 @@ EXCEL_ID_SCIENTIFIC = "身份证件号被 Excel 当作数字，显示成了科�
 
 def id_check_character(body: str) -> str:
     """The GB 11643 check character of the first 17 digits."""
-    return _ID_CHECK[sum(int(digit) * weight for digit, weight in zip(body, _ID_WEIGHTS, strict=True)) % 11]
+    if len(body) != len(_ID_WEIGHTS):
+        raise ValueError("an ID number's body is 17 digits")
+    return _ID_CHECK[sum(map(operator.mul, map(int, body), _ID_WEIGHTS)) % 11]
 
 
 def excel_id_damage(value: object) -> str | None:
@@ -1207,14 +1215,22 @@ class Importer:
     # -- the check ------------------------------------------------------------------------------
 
     def check(self, *, sheet: Sheet, school, progress: Callable[[int], None]) -> Checked:
-        """Check every row of ``sheet`` for ``school``; ``progress`` is called with the rows done."""
+        """Check every row of ``sheet`` for ``school``; ``progress`` is called with the rows done.
+
+        Consumes ``sheet.rows`` (empty afterwards): each row's cells are let go once checked, so the
+        cells of a 50,000-row file and the rows checked from them are never held whole together."""
         checked = self.checked_class()
         context = self.prepare(sheet=sheet, school=school, checked=checked)
         labels = self.labels
         rows = []
-        for done, (ref, cells) in enumerate(sheet.rows, start=1):
+        pending = sheet.rows
+        pending.reverse()
+        done = 0
+        while pending:
+            ref, cells = pending.pop()
+            done += 1
             for key, value in cells.items():
-                if excel_error(value):
+                if value.__class__ is str and "#" in value and excel_error(value):
                     checked.add_problem(ref, labels[key], f"单元格是 Excel 错误值「{value}」，请修正公式或填入实际内容")
             row = self.check_row(ref, cells, checked, context)
             if row is not None:

@@ -139,7 +139,7 @@ OTHER_DOCUMENT = (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class RosterRow:
     row: RowRef
     student_number: str
@@ -154,6 +154,7 @@ class RosterRow:
 @dataclass
 class RosterContext:
     classes: dict[tuple[int, int], SchoolClass]
+    today: datetime.date = field(default_factory=timezone.localdate)
     student_numbers: dict[str, RowRef] = field(default_factory=dict)
     id_numbers: dict[str, RowRef] = field(default_factory=dict)
 
@@ -243,7 +244,7 @@ class RosterImporter(Importer):
                     problem("birth_date", str(exc))
                 else:
                     values["birth_date"] = birth_date
-                    if birth_date > timezone.localdate() or birth_date.year < 1980:
+                    if birth_date > context.today or birth_date.year < 1980:
                         problem("birth_date", f"出生日期 {birth_date:%Y-%m-%d} 不在合理范围内")
                     elif id_valid and birth_date != id_number_birth_date(id_number):
                         problem("birth_date", f"出生日期与身份证件号不一致（表中是「{clean_text(raw)}」）")
