@@ -154,6 +154,7 @@ class RosterRow:
 @dataclass
 class RosterContext:
     classes: dict[tuple[int, int], SchoolClass]
+    class_names: dict[int, str] = field(default_factory=dict)  # SchoolClass.name, a translated label: once
     today: datetime.date = field(default_factory=timezone.localdate)
     student_numbers: dict[str, RowRef] = field(default_factory=dict)
     id_numbers: dict[str, RowRef] = field(default_factory=dict)
@@ -172,7 +173,7 @@ class RosterImporter(Importer):
         if school_year is None:
             raise SheetError("尚未设置当前学年，无法对应班级。请联系教育局管理员设置学年。")
         classes = {(c.grade, c.number): c for c in SchoolClass.objects.filter(school=school, school_year=school_year)}
-        return RosterContext(classes=classes)
+        return RosterContext(classes=classes, class_names={c.pk: c.name for c in classes.values()})
 
     def preview(self, rows: list, sheet: Sheet) -> dict:
         preview = super().preview(rows, sheet)
@@ -263,7 +264,7 @@ class RosterImporter(Importer):
                 problem("class_name", f"本校当前学年没有「{class_label}」这个班级，请先在「班级管理」中添加")
             else:
                 values["school_class_id"] = school_class.pk
-                class_label = school_class.name
+                class_label = context.class_names[school_class.pk]
 
         if "address" in cells:
             address = clean_text(cells.get("address"))
@@ -467,21 +468,26 @@ class RosterImporter(Importer):
         to the same rules), and the class was found among the school's own."""
         today = timezone.localdate()
         new_rows = [row for row in checked.valid if row.existing is None]
-        students = [
-            Student(school=school, student_number=row.student_number, status=Student.Status.ACTIVE, **row.values)
-            for row in new_rows
-        ]
-        Student.objects.bulk_create(students, batch_size=500)
+        # Created a few thousand at a time: 50,000 model instances at once are a hundred MB.
+        for chunk in chunked(new_rows, CREATE_CHUNK):
+            students = [
+                Student(school=school, student_number=row.student_number, status=Student.Status.ACTIVE, **row.values)
+                for row in chunk
+            ]
+            Student.objects.bulk_create(students, batch_size=500)
+            new_guardians: list[Guardian] = []
+            new_categories: list[StudentCategory] = []
+            for row, student in zip(chunk, students, strict=True):
+                new_guardians.extend(Guardian(student=student, **guardian) for guardian in row.guardians or [])
+                new_categories.extend(
+                    StudentCategory(student=student, category=c, start=today, source=StudentCategory.Source.ROSTER)
+                    for c, wanted in row.categories.items()
+                    if wanted
+                )
+            Guardian.objects.bulk_create(new_guardians, batch_size=500)
+            StudentCategory.objects.bulk_create(new_categories, batch_size=500)
         guardians: list[Guardian] = []
         categories: list[StudentCategory] = []
-        for row, student in zip(new_rows, students, strict=True):
-            guardians.extend(Guardian(student=student, **guardian) for guardian in row.guardians or [])
-            categories.extend(
-                StudentCategory(student=student, category=c, start=today, source=StudentCategory.Source.ROSTER)
-                for c, wanted in row.categories.items()
-                if wanted
-            )
-        del students
 
         changed: list[Student] = []
         changed_guardians: list[Guardian] = []
@@ -533,6 +539,7 @@ class RosterImporter(Importer):
         }
 
 
+CREATE_CHUNK = 2000
 # The Student fields a row may set, and those compared or kept besides.
 STUDENT_FIELDS = ("name", "gender", "id_number", "birth_date", "school_class_id", "address", "disability_type")
 STORED_FIELDS = ("student_number", "school_id", "status", *STUDENT_FIELDS)
