@@ -844,3 +844,32 @@ def test_the_row_check_refuses_every_value_the_student_model_would_refuse(world,
     assert job.result["created"] == 3
     for stored in Student.objects.filter(student_number__in=[row["学籍号"] for row in fine]):
         stored.full_clean(validate_unique=False)
+
+
+def test_new_students_are_inserted_with_every_default_the_model_gives(world, tmp_path):
+    """New rows are inserted without model instances: each student still gets its own public id,
+    its update time and the defaults of the columns the file lacks, as Student() would give."""
+    header = ["姓名", "学籍号", "身份证件号", "年级", "班级", "是否留守儿童"]
+    rows = [student(n) | {"是否留守儿童": "是"} for n in (1, 2)]
+    before = timezone.now()
+
+    job = imported(world, roster(world, tmp_path, rows, header=header))
+
+    assert job.result["created"] == 2
+    stored = list(Student.objects.filter(student_number__in=[row["学籍号"] for row in rows]).order_by("pk"))
+    assert [s.name for s in stored] == [rows[0]["姓名"], rows[1]["姓名"]]
+    assert len({s.public_id for s in stored}) == 2
+    for s in stored:
+        assert (s.status, s.address, s.disability_type, s.school_id) == ("active", "", "", world.school.pk)
+        assert s.gender == "M" and s.birth_date == born_on(int(s.name.split("同学")[1]))
+        assert s.updated_at >= before
+        s.full_clean(validate_unique=False)
+        record = StudentCategory.objects.get(student=s)
+        assert (record.category, record.start, record.end, record.source, record.note) == (
+            Category.LEFT_BEHIND,
+            timezone.localdate(),
+            None,
+            StudentCategory.Source.ROSTER,
+            "",
+        )
+        assert not s.guardians.exists()
