@@ -341,26 +341,27 @@ def _xlsx_sheets(path: Path) -> Iterator[_RawSheet]:
     from python_calamine import CalamineWorkbook, SheetTypeEnum, SheetVisibleEnum
 
     try:
-        workbook = CalamineWorkbook.from_path(str(path))
-        metadata = list(workbook.sheets_metadata)
+        with CalamineWorkbook.from_path(str(path)) as workbook:
+            metadata = list(workbook.sheets_metadata)
         parts = {} if _has_long_shared_string(path) else _xlsx_sheet_parts(path)
     except Exception:  # calamine raises its own kinds for a broken package
         raise SheetError(DAMAGED) from None
-    try:
-        for sheet in metadata:
-            if sheet.typ != SheetTypeEnum.WorkSheet:
-                continue
-            yield _RawSheet(
-                title=sheet.name,
-                hidden=sheet.visible != SheetVisibleEnum.Visible,
-                rows=_xlsx_sheet_reader(path, workbook, sheet.name, parts.get(sheet.name)),
-            )
-    finally:
-        workbook.close()
+    for sheet in metadata:
+        if sheet.typ != SheetTypeEnum.WorkSheet:
+            continue
+        yield _RawSheet(
+            title=sheet.name,
+            hidden=sheet.visible != SheetVisibleEnum.Visible,
+            rows=_xlsx_sheet_reader(path, sheet.name, parts.get(sheet.name)),
+        )
 
 
-def _xlsx_sheet_reader(path: Path, workbook, name: str, part: str | None) -> Callable[[], Iterator]:
-    """The ``rows`` of a _RawSheet: the sheet is parsed and scanned once, however often it is read."""
+def _xlsx_sheet_reader(path: Path, name: str, part: str | None) -> Callable[[], Iterator]:
+    """The ``rows`` of a _RawSheet: the sheet is parsed and scanned once for the header search and
+    the read that follows it, and let go once read to the end. The workbook is closed as soon as the
+    sheet is out of it: its shared strings are not kept alongside the cells copied from them."""
+    from python_calamine import CalamineWorkbook
+
     cache: dict = {}
 
     def rows() -> Iterator[tuple[int, tuple, bool]]:
@@ -371,8 +372,10 @@ def _xlsx_sheet_reader(path: Path, workbook, name: str, part: str | None) -> Cal
             yield from _xlsx_rows_openpyxl(path, name)
             return
         if "sheet" not in cache:
-            cache["sheet"] = workbook.get_sheet_by_name(name)
+            with CalamineWorkbook.from_path(str(path)) as workbook:
+                cache["sheet"] = workbook.get_sheet_by_name(name)
         yield from _xlsx_rows(cache["sheet"], *marks)
+        del cache["sheet"]
 
     return rows
 
@@ -770,9 +773,27 @@ def read_sheet(path: Path, columns: Iterable[Column]) -> Sheet:
     )
 
 
+# Short texts repeat down a column (性别, 年级, 班级, 是/否, 关系): each is normalised once a sheet
+# and kept once, not once a row.
+_SHARED_TEXT_CHARS = 12
+_SHARED_TEXTS = 20_000
+
+
 def _read_rows(result: Sheet, index: int, raw: _RawSheet, header: _Header, columns, labels) -> int:
     count = 0
     positions = header.positions
+    shared: dict[str, object] = {}
+
+    def normalised(value: object) -> object:
+        if value.__class__ is not str or len(value) > _SHARED_TEXT_CHARS:
+            return _normalise_cell(value)
+        text = shared.get(value)
+        if text is None:
+            text = _normalise_cell(value)
+            if len(shared) < _SHARED_TEXTS:
+                shared[value] = text
+        return text
+
     for number, values, hidden in raw.rows():
         if number <= header.row:
             continue
@@ -780,7 +801,7 @@ def _read_rows(result: Sheet, index: int, raw: _RawSheet, header: _Header, colum
             continue
         if len(result.rows) >= MAX_DATA_ROWS:
             raise SheetError(f"工作表「{raw.title}」超过 {MAX_DATA_ROWS} 行，请按学段拆分后分别上传。")
-        cells = {key: _normalise_cell(values[pos]) if pos < len(values) else None for key, pos in positions.items()}
+        cells = {key: normalised(values[pos]) if pos < len(values) else None for key, pos in positions.items()}
         _check_lengths(raw.title, number, cells, labels)
         ref = RowRef(index, number, raw.title)
         result.rows.append((ref, cells))
