@@ -8,6 +8,8 @@ those it created itself: a category a teacher recorded by hand is never ended by
 """
 
 import datetime
+import functools
+import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -337,17 +339,10 @@ class RosterImporter(Importer):
         """The guardians a row names, in order: the 监护人 columns, then the registry's family members
         marked 是否监护人 = 是 (every member named, when the file has no such column). None when the
         row's sheet has no guardian column at all (the stored guardians stay as they are)."""
-        has_guardian = any(key in cells for key in GUARDIAN_KEYS)
-        members = [n for n in range(1, MEMBERS + 1) if f"member{n}_name" in cells or f"member{n}_phone" in cells]
-        if not has_guardian and not members:
+        entries = _guardian_entries(tuple(cells))
+        if entries is None:
             return None
         guardians: list[dict] = []
-        entries: list[tuple[dict[str, str], str]] = []  # (Guardian field -> column key, the flag's column key)
-        if has_guardian:
-            entries.append(({v: k for k, v in GUARDIAN_KEYS.items() if k in cells}, ""))
-        for n in members:
-            fields = {v: f"member{n}_{k}" for k, v in MEMBER_KEYS.items() if f"member{n}_{k}" in cells}
-            entries.append((fields, f"member{n}_guardian"))
         for fields, flag_key in entries:
             guardian: dict = {}
             for model_field, key in fields.items():
@@ -597,6 +592,7 @@ class _Inserter:
         columns = ", ".join(ops.quote_name(f.column) for f in [*given, *fixed, *self.per_row])
         # Names from the model's own metadata, quoted; every value is a parameter.
         self.sql = f"INSERT INTO {ops.quote_name(model._meta.db_table)} ({columns}) VALUES "  # noqa: S608
+        self.copy_sql = f"COPY {ops.quote_name(model._meta.db_table)} ({columns}) FROM STDIN WITH (FORMAT csv)"
         width = len(given) + len(fixed) + len(self.per_row)
         self.placeholder = "(" + ", ".join(["%s"] * width) + ")"
         self.batch = max(1, min(500, (connection.features.max_query_params or 65535) // width))
@@ -605,6 +601,9 @@ class _Inserter:
         return self.connection.ops.adapt_datefield_value(value)
 
     def insert(self, rows: Iterable[tuple]) -> None:
+        if self.connection.vendor == "postgresql":
+            self._copy(rows)
+            return
         batch: list[tuple] = []
         with self.connection.cursor() as cursor:
             for row in rows:
@@ -615,6 +614,19 @@ class _Inserter:
             if batch:
                 self._execute(cursor, batch)
 
+    def _copy(self, rows: Iterable[tuple]) -> None:
+        """PostgreSQL: the rows as one COPY … FROM STDIN (CSV), two to three times faster than INSERT."""
+        buffer = io.StringIO()
+        for row in rows:
+            values = [*row, *self.fixed, *(f.get_db_prep_save(f.get_default(), self.connection) for f in self.per_row)]
+            buffer.write(",".join(map(_csv_value, values)))
+            buffer.write("\n")
+        if not buffer.tell():
+            return
+        buffer.seek(0)
+        with self.connection.cursor() as cursor:
+            cursor.cursor.copy_expert(self.copy_sql, buffer)
+
     def _execute(self, cursor, batch: list[tuple]) -> None:
         params: list = []
         for row in batch:
@@ -622,6 +634,35 @@ class _Inserter:
             params.extend(self.fixed)
             params.extend(f.get_db_prep_save(f.get_default(), self.connection) for f in self.per_row)
         cursor.execute(self.sql + ", ".join([self.placeholder] * len(batch)), params)
+
+
+def _csv_value(value: object) -> str:
+    """A value as COPY's CSV format reads it: NULL unquoted and empty, text always quoted."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return '"' + value.replace('"', '""') + '"'
+    if isinstance(value, datetime.date):  # datetimes too
+        return value.isoformat()
+    return str(value)
+
+
+@functools.lru_cache(maxsize=256)  # a few column layouts a county
+def _guardian_entries(keys: tuple[str, ...]) -> list[tuple[dict[str, str], str]] | None:
+    """Where a sheet with these column keys names guardians: (Guardian field -> column key, the
+    column key of the member's 是否监护人 flag or ""), in order; None when it names none. Worked
+    out once a sheet, not once a row."""
+    has_guardian = any(key in keys for key in GUARDIAN_KEYS)
+    members = [n for n in range(1, MEMBERS + 1) if f"member{n}_name" in keys or f"member{n}_phone" in keys]
+    if not has_guardian and not members:
+        return None
+    entries: list[tuple[dict[str, str], str]] = []
+    if has_guardian:
+        entries.append(({v: k for k, v in GUARDIAN_KEYS.items() if k in keys}, ""))
+    for n in members:
+        fields = {v: f"member{n}_{k}" for k, v in MEMBER_KEYS.items() if f"member{n}_{k}" in keys}
+        entries.append((fields, f"member{n}_guardian"))
+    return entries
 
 
 @dataclass(slots=True)
