@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import openpyxl
+from django.db import connections, router
 from openpyxl.comments import Comment
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
@@ -1198,6 +1199,7 @@ PROGRESS_EVERY = 250
 PREVIEW_ROWS = 200
 # Look-ups by a list of values go in chunks: SQLite allows 999 parameters in a query.
 LOOKUP_CHUNK = 900
+ARRAY_LOOKUP_CHUNK = 10_000
 
 
 def chunked(values: list, size: int = LOOKUP_CHUNK) -> Iterator[list]:
@@ -1205,9 +1207,24 @@ def chunked(values: list, size: int = LOOKUP_CHUNK) -> Iterator[list]:
         yield values[start : start + size]
 
 
+def lookup_chunk_size(model) -> int:
+    """How many values ``lookup_in_chunks`` puts in one query on ``model``'s database."""
+    return ARRAY_LOOKUP_CHUNK if connections[router.db_for_read(model)].vendor == "postgresql" else LOOKUP_CHUNK
+
+
 def lookup_in_chunks(queryset, field_name: str, values: list) -> Iterator:
     """The rows of ``queryset`` whose ``field_name`` is one of ``values``, queried in chunks: one
-    query per 900 values, whatever the file's length."""
+    query per 900 values, whatever the file's length. On PostgreSQL the values go as one array
+    parameter (``= ANY(%s)``), 10,000 a query: 900 separate parameters cost Django a preparation each
+    and PostgreSQL a planning node each, most of a 50,000-row check's look-up time."""
+    connection = connections[queryset.db]
+    if connection.vendor == "postgresql":
+        meta, quote = queryset.model._meta, connection.ops.quote_name
+        column = f"{quote(meta.db_table)}.{quote(meta.get_field(field_name).column)}"
+        for chunk in chunked(values, ARRAY_LOOKUP_CHUNK):
+            # The column's name comes from the model; the values are one parameter.
+            yield from queryset.extra(where=[f"{column} = ANY(%s)"], params=[chunk])  # noqa: S610
+        return
     for chunk in chunked(values):
         yield from queryset.filter(**{f"{field_name}__in": chunk})
 
