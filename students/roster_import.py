@@ -442,9 +442,7 @@ class RosterImporter(Importer):
                     categories=categories.get(stored["id"], []),
                 )
                 row.changes = self._changes(row, existing, school, today)
-                if not row.changes:
-                    existing.values, existing.guardians, existing.categories = {}, [], []  # nothing to apply
-                row.existing = existing
+                row.existing = existing if row.changes else UNCHANGED
 
     @staticmethod
     def _changes(row: RosterRow, student: "StoredStudent", school: School, today: datetime.date) -> list[str]:
@@ -697,6 +695,10 @@ class StoredStudent:
             ):
                 return record
         return None
+
+
+# What an unchanged row keeps of its stored student: nothing but that there is one.
+UNCHANGED = StoredStudent(pk=0, values={}, guardians=[], categories=[])
 
 
 def _guardian_changes(row: RosterRow, student: StoredStudent) -> tuple[list[tuple[tuple, dict]], list[dict]]:
