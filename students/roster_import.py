@@ -381,7 +381,7 @@ class RosterImporter(Importer):
 
     def match_existing(self, rows: list[RosterRow], school: School, checked: Checked, context) -> None:
         """Find the stored student of each row by 学籍号 and what the row would change. The students,
-        their guardians and categories are read as plain values, 900 rows a query (10,000 on
+        their guardians and categories are read as plain values, 900 rows a query (2,000 on
         PostgreSQL; no model
         instances, no query per row); a row keeps only what applying it needs."""
         today = timezone.localdate()
@@ -391,7 +391,8 @@ class RosterImporter(Importer):
                 Student.objects.order_by().values_list("id_number", "student_number"), "id_number", id_numbers
             )
         )
-        for chunk in chunked(rows, lookup_chunk_size(Student)):
+        # Stored students are held as dicts a chunk at a time: 2,000 at most, for memory's sake.
+        for chunk in chunked(rows, min(lookup_chunk_size(Student), MATCH_CHUNK)):
             found = {
                 stored["student_number"]: stored
                 for stored in lookup_in_chunks(
@@ -557,6 +558,7 @@ class RosterImporter(Importer):
 
 
 CREATE_CHUNK = 2000
+MATCH_CHUNK = 2000
 # The Student fields a row may set, and those compared or kept besides.
 STUDENT_FIELDS = ("name", "gender", "id_number", "birth_date", "school_class_id", "address", "disability_type")
 STORED_FIELDS = ("student_number", "school_id", "status", *STUDENT_FIELDS)
