@@ -385,12 +385,24 @@ class RosterImporter(Importer):
         PostgreSQL; no model
         instances, no query per row); a row keeps only what applying it needs."""
         today = timezone.localdate()
-        id_numbers = [row.values["id_number"] for row in rows if row.values.get("id_number")]
-        id_owner: dict[str, str] = dict(
-            lookup_in_chunks(
-                Student.objects.order_by().values_list("id_number", "student_number"), "id_number", id_numbers
+        # Each ID number's 学籍号 in the file (None when rows give it different ones): the stored
+        # owners kept are only those some row would clash with, not one a stored student.
+        numbers_by_id: dict[str, str | None] = {}
+        for row in rows:
+            if id_number := row.values.get("id_number"):
+                known = numbers_by_id.setdefault(id_number, row.student_number)
+                if known is not None and known != row.student_number:
+                    numbers_by_id[id_number] = None
+        id_owner: dict[str, str] = {
+            id_number: owner
+            for id_number, owner in lookup_in_chunks(
+                Student.objects.order_by().values_list("id_number", "student_number"),
+                "id_number",
+                list(numbers_by_id),
             )
-        )
+            if owner != numbers_by_id[id_number]
+        }
+        del numbers_by_id
         # Stored students are held as dicts a chunk at a time: 2,000 at most, for memory's sake.
         for chunk in chunked(rows, min(lookup_chunk_size(Student), MATCH_CHUNK)):
             found = {
