@@ -4,8 +4,9 @@ The readers here know nothing of students or staff: an importer declares its col
 aliases (a subclass of ``Importer`` at the end of this module), gets back the data rows keyed by
 column, and reports each problem with its sheet, row number, column and a reason in Chinese.
 
-Formats (DESIGN §9, issue 8): XLSX read streaming by openpyxl (so hidden rows are seen), legacy
-XLS (BIFF) read by python-calamine, CSV in UTF-8 (with or without BOM), UTF-16 or GBK/GB18030 read
+Formats (DESIGN §9, issue 8): XLSX read by python-calamine, its hidden rows and error cells found
+by a streaming scan of the sheet XML (openpyxl for what the scan cannot place), legacy XLS (BIFF)
+read by python-calamine, CSV in UTF-8 (with or without BOM), UTF-16 or GBK/GB18030 read
 by the csv module. Every visible sheet whose header matches is read (a school keeps one sheet per
 class); hidden sheets never are.
 """
