@@ -4,8 +4,9 @@ The readers here know nothing of students or staff: an importer declares its col
 aliases (a subclass of ``Importer`` at the end of this module), gets back the data rows keyed by
 column, and reports each problem with its sheet, row number, column and a reason in Chinese.
 
-Formats (DESIGN §9, issue 8): XLSX read streaming by openpyxl (so hidden rows are seen), legacy
-XLS (BIFF) read by python-calamine, CSV in UTF-8 (with or without BOM), UTF-16 or GBK/GB18030 read
+Formats (DESIGN §9, issue 8): XLSX read by python-calamine, its hidden rows and error cells found
+by a streaming scan of the sheet XML (openpyxl for what the scan cannot place), legacy XLS (BIFF)
+read by python-calamine, CSV in UTF-8 (with or without BOM), UTF-16 or GBK/GB18030 read
 by the csv module. Every visible sheet whose header matches is read (a school keeps one sheet per
 class); hidden sheets never are.
 """
@@ -13,6 +14,7 @@ class); hidden sheets never are.
 import codecs
 import csv
 import datetime
+import operator
 import re
 import unicodedata
 import zipfile
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import openpyxl
+from django.db import connections, router
 from openpyxl.comments import Comment
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
@@ -82,8 +85,13 @@ def normalise_text(value: str) -> str:
     spaces, byte-order marks, direction marks, soft hyphens, control characters) removed, full-width
     letters, digits and spaces folded (NFKC, which also turns non-breaking spaces into spaces), and
     runs of white space, line breaks included, made one space; trimmed."""
-    if value.isascii() and value.isprintable():
-        return value.strip() if "_x" not in value else normalise_text_slow(value)
+    if value.isprintable() and "_x" not in value:
+        if value.isascii():
+            return value.strip()
+        # Printable text holds no line breaks, tabs, invisible characters or white space other
+        # than the ASCII space (all are categories Cc, Cf, Z*): only NFKC and runs of spaces are left.
+        if unicodedata.is_normalized("NFKC", value):
+            return (_WHITESPACE.sub(" ", value) if "  " in value else value).strip()
     return normalise_text_slow(value)
 
 
@@ -145,7 +153,7 @@ class Column:
         return header in self.header_keys()
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class RowRef:
     """Where a row is: the sheet (by its place in the workbook) and its row number there. Printed as
     「第 5 行」, or 「「二班」第 5 行」 when the file had more than one sheet read."""
@@ -326,38 +334,230 @@ class _RawSheet:
 
 
 def _xlsx_sheets(path: Path) -> Iterator[_RawSheet]:
+    """The sheets of an XLSX, their cells read by python-calamine (several times faster than
+    openpyxl, and a tenth of its memory). What calamine does not tell, each row's hidden flag and
+    the Excel error a cell shows (#N/A…), is found by a streaming scan of the sheet's XML. A sheet
+    the scan cannot place (rows or error cells without their reference) is read by openpyxl, and so
+    is every sheet of a workbook with a shared string longer than any cell may be: calamine would
+    copy it into each cell that points at it (a 10 KB file, gigabytes), openpyxl shares it."""
+    from python_calamine import CalamineWorkbook, SheetTypeEnum, SheetVisibleEnum
+
+    try:
+        with CalamineWorkbook.from_path(str(path)) as workbook:
+            metadata = list(workbook.sheets_metadata)
+        parts = {} if _has_long_shared_string(path) else _xlsx_sheet_parts(path)
+    except Exception:  # calamine raises its own kinds for a broken package
+        raise SheetError(DAMAGED) from None
+    for sheet in metadata:
+        if sheet.typ != SheetTypeEnum.WorkSheet:
+            continue
+        yield _RawSheet(
+            title=sheet.name,
+            hidden=sheet.visible != SheetVisibleEnum.Visible,
+            rows=_xlsx_sheet_reader(path, sheet.name, parts.get(sheet.name)),
+        )
+
+
+def _xlsx_sheet_reader(path: Path, name: str, part: str | None) -> Callable[[], Iterator]:
+    """The ``rows`` of a _RawSheet: the sheet is parsed and scanned once for the header search and
+    the read that follows it, and let go once read to the end. The workbook is closed as soon as the
+    sheet is out of it: its shared strings are not kept alongside the cells copied from them."""
+    from python_calamine import CalamineWorkbook
+
+    cache: dict = {}
+
+    def rows() -> Iterator[tuple[int, tuple, bool]]:
+        if "marks" not in cache:
+            cache["marks"] = _xlsx_marks(path, part) if part else None
+        marks = cache["marks"]
+        if marks is None:
+            yield from _xlsx_rows_openpyxl(path, name)
+            return
+        if "sheet" not in cache:
+            with CalamineWorkbook.from_path(str(path)) as workbook:
+                cache["sheet"] = workbook.get_sheet_by_name(name)
+        yield from _xlsx_rows(cache["sheet"], *marks)
+        del cache["sheet"]
+
+    return rows
+
+
+def _xlsx_rows(sheet, hidden_rows: set[int], errors: dict[int, dict[int, str]]) -> Iterator[tuple[int, tuple, bool]]:
+    """A sheet's rows as openpyxl's read-only mode gives them: None for an empty cell, an integral
+    number under 10^15 as an int (a longer one stays a float: its digits were lost, and that is
+    reported), a date cell as a datetime, an error cell as its error text. Empty rows are skipped."""
+    first_row, first_column = sheet.start or (0, 0)
+    padding = (None,) * first_column
+    for offset, values in enumerate(sheet.iter_rows()):
+        number = first_row + offset + 1
+        row = padding + tuple(map(_calamine_value, values))
+        row_errors = errors.get(number)
+        if row_errors:
+            row = list(row)
+            for position, text in row_errors.items():
+                row.extend([None] * (position + 1 - len(row)))
+                row[position] = text
+            row = tuple(row)
+        if row.count(None) == len(row):
+            continue
+        yield number, row, number in hidden_rows
+
+
+def _calamine_value(value: object) -> object:
+    if value == "":
+        return None
+    kind = type(value)
+    if kind is float and value.is_integer() and abs(value) < 1e15:
+        return int(value)
+    if kind is datetime.date:
+        return datetime.datetime(value.year, value.month, value.day)  # noqa: DTZ001 - a cell has no zone
+    return value
+
+
+_ROW_TAG = re.compile(rb"<(?:\w+:)?row\b([^>]*)>")
+_ERROR_CELL = re.compile(rb"<(?:\w+:)?c\b([^>]*\bt=[\"']e[\"'][^>/]*)>(.*?)</(?:\w+:)?c>", re.DOTALL)
+_HIDDEN = re.compile(rb"\bhidden=[\"'](?:1|true)[\"']", re.IGNORECASE)
+_ROW_NUMBER = re.compile(rb"\br=[\"'](\d+)[\"']")
+_CELL_REF = re.compile(rb"\br=[\"']([A-Za-z]{1,3})(\d+)[\"']")
+_VALUE = re.compile(rb"<(?:\w+:)?v>([^<]*)</")
+_ROW_END = re.compile(rb"</(?:\w+:)?row>")
+SCAN_CHUNK = 1024 * 1024
+
+
+def _xlsx_marks(path: Path, part: str) -> tuple[set[int], dict[int, dict[int, str]]] | None:
+    """The hidden rows and the error cells ({row: {0-based column: "#N/A"}}) of a sheet's XML,
+    scanned in chunks of whole rows (the XML is never held whole). None when a hidden row or an
+    error cell carries no reference (the XML allows it; Excel and WPS always write one)."""
+    hidden: set[int] = set()
+    errors: dict[int, dict[int, str]] = {}
+
+    def scan(text: bytes) -> bool:
+        if b"hidden" in text:
+            for match in _ROW_TAG.finditer(text):
+                if _HIDDEN.search(match.group(1)):
+                    number = _ROW_NUMBER.search(match.group(1))
+                    if number is None:
+                        return False
+                    hidden.add(int(number.group(1)))
+        if b't="e"' in text or b"t='e'" in text:
+            for match in _ERROR_CELL.finditer(text):
+                ref = _CELL_REF.search(match.group(1))
+                if ref is None:
+                    return False
+                value = _VALUE.search(match.group(2))
+                if value is not None:
+                    column = 0
+                    for letter in ref.group(1).upper():
+                        column = column * 26 + letter - 64
+                    text_value = value.group(1).decode("utf-8", errors="replace")
+                    errors.setdefault(int(ref.group(2)), {})[column - 1] = text_value
+        return True
+
+    with zipfile.ZipFile(path) as archive, archive.open(part) as source:
+        pending = b""
+        while chunk := source.read(SCAN_CHUNK):
+            pending += chunk
+            ends = list(_ROW_END.finditer(pending, max(0, len(pending) - len(chunk) - 16)))
+            if not ends:
+                continue
+            cut = ends[-1].end()
+            if not scan(pending[:cut]):
+                return None
+            pending = pending[cut:]
+        if pending and not scan(pending):
+            return None
+    return hidden, errors
+
+
+_SHARED_STRING = re.compile(rb"<(?:\w+:)?si\b[^>]*>(.*?)</(?:\w+:)?si>", re.DOTALL)
+_TAG = re.compile(rb"<[^>]*>")
+
+
+def _has_long_shared_string(path: Path) -> bool:
+    """Whether the workbook's shared strings hold one longer than MAX_CELL_CHARS, read in chunks."""
+    with zipfile.ZipFile(path) as archive:
+        name = next((n for n in archive.namelist() if n.lower() == "xl/sharedstrings.xml"), None)
+        if name is None:
+            return False
+        with archive.open(name) as source:
+            pending = b""
+            while chunk := source.read(SCAN_CHUNK):
+                pending += chunk
+                end = 0
+                for match in _SHARED_STRING.finditer(pending):
+                    end = match.end()
+                    if len(match.group(1)) > MAX_CELL_CHARS and _shared_text_length(match.group(1)) > MAX_CELL_CHARS:
+                        return True
+                pending = pending[end:]
+                # One string, still open, already too long:
+                if len(pending) > MAX_CELL_CHARS * 8 and _shared_text_length(pending) > MAX_CELL_CHARS:
+                    return True
+    return False
+
+
+def _shared_text_length(xml: bytes) -> int:
+    return len(_TAG.sub(b"", xml).decode("utf-8", errors="replace"))
+
+
+_RELATIONSHIPS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+
+
+def _xlsx_sheet_parts(path: Path) -> dict[str, str]:
+    """Sheet name -> the path of its XML in the package, from the workbook and its relationships."""
+    import posixpath
+
+    from openpyxl.xml.functions import fromstring  # defusedxml's when it is installed
+
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+        workbook_part = "xl/workbook.xml"
+        root_rels = fromstring(archive.read("_rels/.rels"))
+        for relation in root_rels:
+            if relation.get("Type", "").endswith("/officeDocument"):
+                workbook_part = relation.get("Target", workbook_part).lstrip("/")
+        folder, base = posixpath.split(workbook_part)
+        rels = fromstring(archive.read(posixpath.join(folder, "_rels", base + ".rels")))
+        targets = {}
+        for relation in rels:
+            target = relation.get("Target", "")
+            targets[relation.get("Id")] = (
+                target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join(folder, target))
+            )
+        workbook = fromstring(archive.read(workbook_part))
+    parts = {}
+    for element in workbook.iter():
+        if element.tag.rsplit("}", 1)[-1] == "sheet":
+            target = targets.get(element.get(f"{_RELATIONSHIPS}id"))
+            if target in names:
+                parts[element.get("name")] = target
+    return parts
+
+
+def _xlsx_rows_openpyxl(path: Path, name: str) -> Iterator[tuple[int, tuple, bool]]:
+    """A sheet's rows streamed as openpyxl's read-only mode does, keeping each row's hidden flag
+    (read-only worksheets drop it). Rows absent from the XML are not yielded; the used range a file
+    claims (<dimension>) is not trusted."""
     try:
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception:  # openpyxl raises many kinds for a broken package
         raise SheetError(DAMAGED) from None
     try:
-        for worksheet in workbook.worksheets:
-            yield _RawSheet(
-                title=worksheet.title,
-                hidden=worksheet.sheet_state != "visible",
-                rows=lambda worksheet=worksheet: _xlsx_rows(workbook, worksheet),
+        worksheet = workbook[name]
+        with worksheet._get_source() as source:
+            parser = WorkSheetParser(
+                source,
+                worksheet._shared_strings,
+                data_only=True,
+                epoch=workbook.epoch,
+                date_formats=workbook._date_formats,
+                timedelta_formats=workbook._timedelta_formats,
             )
+            for number, cells in parser.parse():
+                attributes = parser.row_dimensions.pop(str(number), None) or {}
+                hidden = str(attributes.get("hidden", "")).lower() in ("1", "true")
+                yield number, worksheet._get_row(cells, 1, None, values_only=True), hidden
     finally:
         workbook.close()
-
-
-def _xlsx_rows(workbook, worksheet) -> Iterator[tuple[int, tuple, bool]]:
-    """A sheet's rows streamed as openpyxl's read-only mode does, keeping each row's hidden flag
-    (read-only worksheets drop it). Rows absent from the XML are not yielded; the used range a file
-    claims (<dimension>) is not trusted."""
-    with worksheet._get_source() as source:
-        parser = WorkSheetParser(
-            source,
-            worksheet._shared_strings,
-            data_only=True,
-            epoch=workbook.epoch,
-            date_formats=workbook._date_formats,
-            timedelta_formats=workbook._timedelta_formats,
-        )
-        for number, cells in parser.parse():
-            attributes = parser.row_dimensions.pop(str(number), None) or {}
-            hidden = str(attributes.get("hidden", "")).lower() in ("1", "true")
-            yield number, worksheet._get_row(cells, 1, None, values_only=True), hidden
 
 
 def _xls_sheets(path: Path) -> Iterator[_RawSheet]:
@@ -557,7 +757,8 @@ def read_sheet(path: Path, columns: Iterable[Column]) -> Sheet:
     if read:
         result.title = "、".join(title for _, title in read)
         if len(read) == 1:  # one sheet: rows are called 「第 5 行」 as the clerk sees them
-            result.rows = [(RowRef(0, ref.row), cells) for ref, cells in result.rows]
+            for position, (ref, cells) in enumerate(result.rows):  # in place: no second list of 50,000
+                result.rows[position] = (RowRef(0, ref.row), cells)
             result.hidden_rows = [RowRef(0, ref.row) for ref in result.hidden_rows]
         return result
     if empty_title:
@@ -575,9 +776,27 @@ def read_sheet(path: Path, columns: Iterable[Column]) -> Sheet:
     )
 
 
+# Short texts repeat down a column (性别, 年级, 班级, 是/否, 关系): each is normalised once a sheet
+# and kept once, not once a row.
+_SHARED_TEXT_CHARS = 12
+_SHARED_TEXTS = 20_000
+
+
 def _read_rows(result: Sheet, index: int, raw: _RawSheet, header: _Header, columns, labels) -> int:
     count = 0
     positions = header.positions
+    shared: dict[str, object] = {}
+
+    def normalised(value: object) -> object:
+        if value.__class__ is not str or len(value) > _SHARED_TEXT_CHARS:
+            return _normalise_cell(value)
+        text = shared.get(value)
+        if text is None:
+            text = _normalise_cell(value)
+            if len(shared) < _SHARED_TEXTS:
+                shared[value] = text
+        return text
+
     for number, values, hidden in raw.rows():
         if number <= header.row:
             continue
@@ -585,7 +804,7 @@ def _read_rows(result: Sheet, index: int, raw: _RawSheet, header: _Header, colum
             continue
         if len(result.rows) >= MAX_DATA_ROWS:
             raise SheetError(f"工作表「{raw.title}」超过 {MAX_DATA_ROWS} 行，请按学段拆分后分别上传。")
-        cells = {key: _normalise_cell(values[pos]) if pos < len(values) else None for key, pos in positions.items()}
+        cells = {key: normalised(values[pos]) if pos < len(values) else None for key, pos in positions.items()}
         _check_lengths(raw.title, number, cells, labels)
         ref = RowRef(index, number, raw.title)
         result.rows.append((ref, cells))
@@ -677,11 +896,17 @@ def clean_name(value: object) -> str:
     return unify_name_dots(_CJK_SPACE.sub("", clean_text(value)))
 
 
+# Every character damaged_text looks for (a superset: the loop below decides).
+_MAYBE_DAMAGED = re.compile("[?？\ufffd\ud800-\udfff\ue000-\uf8ff\U000f0000-\U0010ffff]")
+
+
 def damaged_text(text: str) -> str | None:
     """Why a name or address cannot be what the clerk meant, or None. A question mark, the
     replacement character � or a private-use character is what text turns into when a program
     saved it in an encoding that had no room for a character (a rare character in a GBK file) —
     the real character is lost and must be typed again. Characters outside the BMP (𠮷) are fine."""
+    if not _MAYBE_DAMAGED.search(text):  # the usual case, without a look at each character
+        return None
     for ch in text:
         if ch in "?？":
             return "含有问号「?」，通常是文件另存时生僻字变成了问号"
@@ -746,7 +971,9 @@ EXCEL_ID_SCIENTIFIC = "身份证件号被 Excel 当作数字，显示成了科�
 
 def id_check_character(body: str) -> str:
     """The GB 11643 check character of the first 17 digits."""
-    return _ID_CHECK[sum(int(digit) * weight for digit, weight in zip(body, _ID_WEIGHTS, strict=True)) % 11]
+    if len(body) != len(_ID_WEIGHTS):
+        raise ValueError("an ID number's body is 17 digits")
+    return _ID_CHECK[sum(map(operator.mul, map(int, body), _ID_WEIGHTS)) % 11]
 
 
 def excel_id_damage(value: object) -> str | None:
@@ -973,6 +1200,7 @@ PROGRESS_EVERY = 250
 PREVIEW_ROWS = 200
 # Look-ups by a list of values go in chunks: SQLite allows 999 parameters in a query.
 LOOKUP_CHUNK = 900
+ARRAY_LOOKUP_CHUNK = 10_000
 
 
 def chunked(values: list, size: int = LOOKUP_CHUNK) -> Iterator[list]:
@@ -980,9 +1208,24 @@ def chunked(values: list, size: int = LOOKUP_CHUNK) -> Iterator[list]:
         yield values[start : start + size]
 
 
+def lookup_chunk_size(model) -> int:
+    """How many values ``lookup_in_chunks`` puts in one query on ``model``'s database."""
+    return ARRAY_LOOKUP_CHUNK if connections[router.db_for_read(model)].vendor == "postgresql" else LOOKUP_CHUNK
+
+
 def lookup_in_chunks(queryset, field_name: str, values: list) -> Iterator:
     """The rows of ``queryset`` whose ``field_name`` is one of ``values``, queried in chunks: one
-    query per 900 values, whatever the file's length."""
+    query per 900 values, whatever the file's length. On PostgreSQL the values go as one array
+    parameter (``= ANY(%s)``), 10,000 a query: 900 separate parameters cost Django a preparation each
+    and PostgreSQL a planning node each, most of a 50,000-row check's look-up time."""
+    connection = connections[queryset.db]
+    if connection.vendor == "postgresql":
+        meta, quote = queryset.model._meta, connection.ops.quote_name
+        column = f"{quote(meta.db_table)}.{quote(meta.get_field(field_name).column)}"
+        for chunk in chunked(values, ARRAY_LOOKUP_CHUNK):
+            # The column's name comes from the model; the values are one parameter.
+            yield from queryset.extra(where=[f"{column} = ANY(%s)"], params=[chunk])  # noqa: S610
+        return
     for chunk in chunked(values):
         yield from queryset.filter(**{f"{field_name}__in": chunk})
 
@@ -1018,14 +1261,22 @@ class Importer:
     # -- the check ------------------------------------------------------------------------------
 
     def check(self, *, sheet: Sheet, school, progress: Callable[[int], None]) -> Checked:
-        """Check every row of ``sheet`` for ``school``; ``progress`` is called with the rows done."""
+        """Check every row of ``sheet`` for ``school``; ``progress`` is called with the rows done.
+
+        Consumes ``sheet.rows`` (empty afterwards): each row's cells are let go once checked, so the
+        cells of a 50,000-row file and the rows checked from them are never held whole together."""
         checked = self.checked_class()
         context = self.prepare(sheet=sheet, school=school, checked=checked)
         labels = self.labels
         rows = []
-        for done, (ref, cells) in enumerate(sheet.rows, start=1):
+        pending = sheet.rows
+        pending.reverse()
+        done = 0
+        while pending:
+            ref, cells = pending.pop()
+            done += 1
             for key, value in cells.items():
-                if excel_error(value):
+                if value.__class__ is str and "#" in value and excel_error(value):
                     checked.add_problem(ref, labels[key], f"单元格是 Excel 错误值「{value}」，请修正公式或填入实际内容")
             row = self.check_row(ref, cells, checked, context)
             if row is not None:

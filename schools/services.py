@@ -142,8 +142,9 @@ def import_job_validate(*, job_id: int, importer) -> ImportJob:
 
     try:
         sheet = read_sheet(job.file_path, importer.columns)
-        ImportJob.objects.filter(pk=job.pk).update(total_rows=len(sheet.rows), processed_rows=0)
-        checked = importer.check(sheet=sheet, school=job.school, progress=progress)
+        total = len(sheet.rows)
+        ImportJob.objects.filter(pk=job.pk).update(total_rows=total, processed_rows=0)
+        checked = importer.check(sheet=sheet, school=job.school, progress=progress)  # consumes sheet.rows
     except SheetError as exc:
         return _import_job_fail(job, str(exc))
     except Exception:
@@ -151,8 +152,8 @@ def import_job_validate(*, job_id: int, importer) -> ImportJob:
         logger.exception("import job %s failed while validating", job.pk)
         _import_job_fail(job, "校验时发生系统错误，没有导入任何数据。请稍后重试或联系管理员。")
         raise
-    job.total_rows = len(sheet.rows)
-    job.processed_rows = len(sheet.rows)
+    job.total_rows = total
+    job.processed_rows = total
     job.valid_rows = len(checked.valid)
     job.invalid_rows = len(checked.invalid_rows)
     job.problems = [problem.as_dict() for problem in checked.problems]

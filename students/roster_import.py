@@ -8,8 +8,12 @@ those it created itself: a category a teacher recorded by hand is never ended by
 """
 
 import datetime
+import functools
+import io
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from django.db import connections, router
 from django.utils import timezone
 
 from schools.importing import (
@@ -19,6 +23,7 @@ from schools.importing import (
     RowRef,
     Sheet,
     SheetError,
+    chunked,
     clean_code,
     clean_name,
     clean_text,
@@ -27,6 +32,7 @@ from schools.importing import (
     id_number_birth_date,
     id_number_gender,
     looks_like_other_document,
+    lookup_chunk_size,
     lookup_in_chunks,
     lost_digits,
     parse_class,
@@ -138,7 +144,7 @@ OTHER_DOCUMENT = (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class RosterRow:
     row: RowRef
     student_number: str
@@ -146,13 +152,15 @@ class RosterRow:
     guardians: list[dict] | None  # Guardian fields, in order; None: the sheet has no guardian column
     categories: dict[str, bool]  # category -> in force, only for columns the row's sheet has
     class_label: str
-    existing: Student | None = None
+    existing: "StoredStudent | None" = None
     changes: list[str] = field(default_factory=list)
 
 
 @dataclass
 class RosterContext:
     classes: dict[tuple[int, int], SchoolClass]
+    class_names: dict[int, str] = field(default_factory=dict)  # SchoolClass.name, a translated label: once
+    today: datetime.date = field(default_factory=timezone.localdate)
     student_numbers: dict[str, RowRef] = field(default_factory=dict)
     id_numbers: dict[str, RowRef] = field(default_factory=dict)
 
@@ -170,7 +178,7 @@ class RosterImporter(Importer):
         if school_year is None:
             raise SheetError("尚未设置当前学年，无法对应班级。请联系教育局管理员设置学年。")
         classes = {(c.grade, c.number): c for c in SchoolClass.objects.filter(school=school, school_year=school_year)}
-        return RosterContext(classes=classes)
+        return RosterContext(classes=classes, class_names={c.pk: c.name for c in classes.values()})
 
     def preview(self, rows: list, sheet: Sheet) -> dict:
         preview = super().preview(rows, sheet)
@@ -242,7 +250,7 @@ class RosterImporter(Importer):
                     problem("birth_date", str(exc))
                 else:
                     values["birth_date"] = birth_date
-                    if birth_date > timezone.localdate() or birth_date.year < 1980:
+                    if birth_date > context.today or birth_date.year < 1980:
                         problem("birth_date", f"出生日期 {birth_date:%Y-%m-%d} 不在合理范围内")
                     elif id_valid and birth_date != id_number_birth_date(id_number):
                         problem("birth_date", f"出生日期与身份证件号不一致（表中是「{clean_text(raw)}」）")
@@ -261,7 +269,7 @@ class RosterImporter(Importer):
                 problem("class_name", f"本校当前学年没有「{class_label}」这个班级，请先在「班级管理」中添加")
             else:
                 values["school_class_id"] = school_class.pk
-                class_label = school_class.name
+                class_label = context.class_names[school_class.pk]
 
         if "address" in cells:
             address = clean_text(cells.get("address"))
@@ -332,17 +340,10 @@ class RosterImporter(Importer):
         """The guardians a row names, in order: the 监护人 columns, then the registry's family members
         marked 是否监护人 = 是 (every member named, when the file has no such column). None when the
         row's sheet has no guardian column at all (the stored guardians stay as they are)."""
-        has_guardian = any(key in cells for key in GUARDIAN_KEYS)
-        members = [n for n in range(1, MEMBERS + 1) if f"member{n}_name" in cells or f"member{n}_phone" in cells]
-        if not has_guardian and not members:
+        entries = _guardian_entries(tuple(cells))
+        if entries is None:
             return None
         guardians: list[dict] = []
-        entries: list[tuple[dict[str, str], str]] = []  # (Guardian field -> column key, the flag's column key)
-        if has_guardian:
-            entries.append(({v: k for k, v in GUARDIAN_KEYS.items() if k in cells}, ""))
-        for n in members:
-            fields = {v: f"member{n}_{k}" for k, v in MEMBER_KEYS.items() if f"member{n}_{k}" in cells}
-            entries.append((fields, f"member{n}_guardian"))
         for fields, flag_key in entries:
             guardian: dict = {}
             for model_field, key in fields.items():
@@ -379,73 +380,144 @@ class RosterImporter(Importer):
         return guardians
 
     def match_existing(self, rows: list[RosterRow], school: School, checked: Checked, context) -> None:
-        numbers = [row.student_number for row in rows]
-        existing: dict[str, Student] = {
-            student.student_number: student
-            for student in lookup_in_chunks(
-                Student.objects.prefetch_related("guardians", "categories"), "student_number", numbers
-            )
-        }
-        id_numbers = [row.values["id_number"] for row in rows if row.values.get("id_number")]
-        id_owner: dict[str, str] = dict(
-            lookup_in_chunks(Student.objects.values_list("id_number", "student_number"), "id_number", id_numbers)
-        )
+        """Find the stored student of each row by 学籍号 and what the row would change. The students,
+        their guardians and categories are read as plain values, 900 rows a query (2,000 on
+        PostgreSQL; no model
+        instances, no query per row); a row keeps only what applying it needs."""
+        today = timezone.localdate()
+        # Each ID number's 学籍号 in the file (None when rows give it different ones): the stored
+        # owners kept are only those some row would clash with, not one a stored student.
+        numbers_by_id: dict[str, str | None] = {}
         for row in rows:
-            student = existing.get(row.student_number)
-            if student is not None and student.school_id != school.pk and student.status == Student.Status.ACTIVE:
-                checked.add_problem(
-                    row.row,
-                    LABELS["student_number"],
-                    "该学籍号已登记在本县另一所学校的在读学生名下，请先由原学校办理转出",
+            if id_number := row.values.get("id_number"):
+                known = numbers_by_id.setdefault(id_number, row.student_number)
+                if known is not None and known != row.student_number:
+                    numbers_by_id[id_number] = None
+        id_owner: dict[str, str] = {
+            id_number: owner
+            for id_number, owner in lookup_in_chunks(
+                Student.objects.order_by().values_list("id_number", "student_number"),
+                "id_number",
+                list(numbers_by_id),
+            )
+            if owner != numbers_by_id[id_number]
+        }
+        del numbers_by_id
+        # Stored students are held as dicts a chunk at a time: 2,000 at most, for memory's sake.
+        for chunk in chunked(rows, min(lookup_chunk_size(Student), MATCH_CHUNK)):
+            found = {
+                stored["student_number"]: stored
+                for stored in lookup_in_chunks(
+                    Student.objects.order_by().values("id", *STORED_FIELDS),
+                    "student_number",
+                    [row.student_number for row in chunk],
                 )
-                continue
-            owner = id_owner.get(row.values.get("id_number") or "")
-            if owner and owner != row.student_number:
-                checked.add_problem(row.row, LABELS["id_number"], "该身份证件号已登记在另一个学籍号的学生名下")
-                continue
-            row.existing = student
-            row.changes = self._changes(row, student, school) if student else []
+            }
+            ids = [stored["id"] for stored in found.values()]
+            guardians: dict[int, list[tuple]] = {}
+            for guardian in lookup_in_chunks(
+                Guardian.objects.order_by("id").values_list(*GUARDIAN_FIELDS), "student_id", ids
+            ):
+                guardians.setdefault(guardian[1], []).append(guardian)
+            categories: dict[int, list[tuple]] = {}
+            for record in lookup_in_chunks(
+                StudentCategory.objects.order_by("student", "category", "start").values_list(
+                    "id", "student_id", "category", "start", "end", "source"
+                ),
+                "student_id",
+                ids,
+            ):
+                categories.setdefault(record[1], []).append(record)
+            for row in chunk:
+                stored = found.get(row.student_number)
+                if (
+                    stored is not None
+                    and stored["school_id"] != school.pk
+                    and stored["status"] == Student.Status.ACTIVE
+                ):
+                    checked.add_problem(
+                        row.row,
+                        LABELS["student_number"],
+                        "该学籍号已登记在本县另一所学校的在读学生名下，请先由原学校办理转出",
+                    )
+                    continue
+                owner = id_owner.get(row.values.get("id_number") or "")
+                if owner and owner != row.student_number:
+                    checked.add_problem(row.row, LABELS["id_number"], "该身份证件号已登记在另一个学籍号的学生名下")
+                    continue
+                if stored is None:
+                    row.existing, row.changes = None, []
+                    continue
+                existing = StoredStudent(
+                    pk=stored["id"],
+                    values=stored,
+                    guardians=guardians.get(stored["id"], []),
+                    categories=categories.get(stored["id"], []),
+                )
+                row.changes = self._changes(row, existing, school, today)
+                row.existing = existing if row.changes else UNCHANGED
 
     @staticmethod
-    def _changes(row: RosterRow, student: Student, school: School) -> list[str]:
-        changes = [FIELD_LABELS[key] for key, value in row.values.items() if getattr(student, key) != value]
-        if student.school_id != school.pk:
+    def _changes(row: RosterRow, student: "StoredStudent", school: School, today: datetime.date) -> list[str]:
+        stored = student.values
+        changes = [FIELD_LABELS[key] for key, value in row.values.items() if stored[key] != value]
+        if stored["school_id"] != school.pk:
             changes.append(FIELD_LABELS["school_id"])
-        if student.status != Student.Status.ACTIVE:
+        if stored["status"] != Student.Status.ACTIVE:
             changes.append(FIELD_LABELS["status"])
         updated, created = _guardian_changes(row, student)
         if updated or created:
             changes.append("监护人")
-        today = timezone.localdate()
-        in_force = set(student.categories_on(today))
+        in_force = student.categories_on(today)
         for category, wanted in row.categories.items():
-            if wanted != (category in in_force) and (wanted or _roster_category(student, category, today)):
+            if wanted != (category in in_force) and (wanted or student.roster_category(category, today)):
                 changes.append(str(Category(category).label))
         return changes
 
     def apply(self, *, checked: Checked, school: School, acting_user: User | None) -> dict:
-        """Store the valid rows. Runs inside the caller's transaction."""
+        """Store the valid rows. Runs inside the caller's transaction.
+
+        New students are not run through ``full_clean``: ``check_row`` has already refused every
+        value the model would (lengths, choices, blanks; tests/test_roster_import.py holds the two
+        to the same rules), and the class was found among the school's own."""
         today = timezone.localdate()
         new_rows = [row for row in checked.valid if row.existing is None]
-        students = [
-            Student(school=school, student_number=row.student_number, status=Student.Status.ACTIVE, **row.values)
-            for row in new_rows
-        ]
-        for student in students:
-            # Foreign keys were resolved by the check; validating them again costs a query a row.
-            student.full_clean(
-                exclude=["student_number", "school", "school_class"], validate_unique=False, validate_constraints=False
+        # Inserted as plain rows, a few thousand at a time: a model instance a row (and Django's
+        # per-field preparation of each value) was most of the time applying took, and 50,000
+        # instances at once a hundred MB. No signal is lost: bulk_create sends none either.
+        students = _Inserter(Student, ("school", "student_number", "status", *STUDENT_FIELDS))
+        guardians_new = _Inserter(Guardian, ("student", "name", "relation", "phone"))
+        categories_new = _Inserter(StudentCategory, ("student", "category", "start", "source"))
+        roster, active, start = StudentCategory.Source.ROSTER, Student.Status.ACTIVE, students.date(today)
+        for chunk in chunked(new_rows, CREATE_CHUNK):
+            students.insert(
+                (
+                    school.pk,
+                    row.student_number,
+                    active,
+                    *(students.date(v) if k == "birth_date" else v for k, v in _student_fields(row.values)),
+                )
+                for row in chunk
             )
-        Student.objects.bulk_create(students, batch_size=500)
-        guardians: list[Guardian] = []
-        categories: list[StudentCategory] = []
-        for row, student in zip(new_rows, students, strict=True):
-            guardians.extend(Guardian(student=student, **guardian) for guardian in row.guardians or [])
-            categories.extend(
-                StudentCategory(student=student, category=c, start=today, source=StudentCategory.Source.ROSTER)
-                for c, wanted in row.categories.items()
+            numbers = [row.student_number for row in chunk]
+            ids = dict(
+                lookup_in_chunks(
+                    Student.objects.order_by().values_list("student_number", "id"), "student_number", numbers
+                )
+            )
+            guardians_new.insert(
+                (ids[row.student_number], g.get("name", ""), g.get("relation", ""), g.get("phone", ""))
+                for row in chunk
+                for g in row.guardians or []
+            )
+            categories_new.insert(
+                (ids[row.student_number], category, start, roster)
+                for row in chunk
+                for category, wanted in row.categories.items()
                 if wanted
             )
+        guardians: list[Guardian] = []
+        categories: list[StudentCategory] = []
 
         changed: list[Student] = []
         changed_guardians: list[Guardian] = []
@@ -453,38 +525,32 @@ class RosterImporter(Importer):
         withdrawn: list[int] = []
         now = timezone.now()
         for row in checked.valid:
-            student = row.existing
-            if student is None or not row.changes:
+            stored = row.existing
+            if stored is None or not row.changes:
                 continue
-            for key, value in row.values.items():
-                setattr(student, key, value)
-            student.school = school
-            student.status = Student.Status.ACTIVE
-            student.updated_at = now
-            changed.append(student)
-            updated, created = _guardian_changes(row, student)
+            fields = {key: stored.values[key] for key in STUDENT_FIELDS} | row.values
+            changed.append(Student(pk=stored.pk, school=school, status=Student.Status.ACTIVE, updated_at=now, **fields))
+            updated, created = _guardian_changes(row, stored)
             for guardian, wanted in updated:
-                for key, value in wanted.items():
-                    setattr(guardian, key, value)
-                changed_guardians.append(guardian)
-            guardians.extend(Guardian(student=student, **wanted) for wanted in created)
-            in_force = set(student.categories_on(today))
+                values = dict(zip(("name", "relation", "phone"), guardian[2:], strict=True)) | wanted
+                changed_guardians.append(Guardian(pk=guardian[0], student_id=stored.pk, **values))
+            guardians.extend(Guardian(student_id=stored.pk, **wanted) for wanted in created)
+            in_force = stored.categories_on(today)
             for category, wanted in row.categories.items():
                 if wanted and category not in in_force:
                     categories.append(
                         StudentCategory(
-                            student=student, category=category, start=today, source=StudentCategory.Source.ROSTER
+                            student_id=stored.pk, category=category, start=today, source=StudentCategory.Source.ROSTER
                         )
                     )
                 elif not wanted and category in in_force:
-                    record = _roster_category(student, category, today)
+                    record = stored.roster_category(category, today)
                     if record is None:
                         continue
-                    if record.start >= today:
-                        withdrawn.append(record.pk)
+                    if record[3] >= today:
+                        withdrawn.append(record[0])
                     else:
-                        record.end = today - datetime.timedelta(days=1)
-                        ended.append(record)
+                        ended.append(StudentCategory(pk=record[0], end=today - datetime.timedelta(days=1)))
 
         update_fields = sorted(
             {key for row in checked.valid if row.changes for key in row.values} | {"school", "status"}
@@ -495,29 +561,171 @@ class RosterImporter(Importer):
         StudentCategory.objects.bulk_create(categories, batch_size=500)
         StudentCategory.objects.bulk_update(ended, ["end"], batch_size=500)
         StudentCategory.objects.filter(pk__in=withdrawn).delete()
+        created_count = len(new_rows)
         return {
-            "created": len(students),
+            "created": created_count,
             "updated": len(changed),
-            "unchanged": len(checked.valid) - len(students) - len(changed),
+            "unchanged": len(checked.valid) - created_count - len(changed),
         }
 
 
-def _roster_category(student: Student, category: str, day: datetime.date) -> StudentCategory | None:
-    for record in student.categories.all():
-        if record.category == category and record.source == StudentCategory.Source.ROSTER and record.in_force_on(day):
-            return record
-    return None
+CREATE_CHUNK = 2000
+MATCH_CHUNK = 2000
+# The Student fields a row may set, and those compared or kept besides.
+STUDENT_FIELDS = ("name", "gender", "id_number", "birth_date", "school_class_id", "address", "disability_type")
+STORED_FIELDS = ("student_number", "school_id", "status", *STUDENT_FIELDS)
+GUARDIAN_FIELDS = ("id", "student_id", "name", "relation", "phone")
 
 
-def _guardian_changes(row: RosterRow, student: Student) -> tuple[list[tuple[Guardian, dict]], list[dict]]:
-    """How the stored guardians (in order) become those the row lists: (guardian, new values) to
-    update in place, and the guardians to add. Guardians the row does not list stay as they are."""
-    stored = list(student.guardians.all())
-    updated: list[tuple[Guardian, dict]] = []
+_FIELD_DEFAULTS = {"id_number": "", "birth_date": None, "address": "", "disability_type": ""}
+
+
+def _student_fields(values: dict) -> Iterator[tuple[str, object]]:
+    """A new student's STUDENT_FIELDS in order: the row's values, the model's defaults for the rest."""
+    for key in STUDENT_FIELDS:
+        yield key, values[key] if key in values else _FIELD_DEFAULTS.get(key)
+
+
+class _Inserter:
+    """INSERTs rows of ``model`` given as tuples of the ``fields`` named (in database form, dates
+    through ``date``), several hundred a statement; every other field gets its default, prepared for
+    the database once (a callable default such as public_id's uuid4, once a row)."""
+
+    def __init__(self, model, fields: tuple[str, ...]) -> None:
+        self.connection = connection = connections[router.db_for_write(model)]
+        ops = connection.ops
+        given = [model._meta.get_field(name) for name in fields]
+        fixed, self.fixed, self.per_row = [], [], []
+        for other in model._meta.concrete_fields:
+            if other.primary_key or other in given:
+                continue
+            if getattr(other, "auto_now", False) or getattr(other, "auto_now_add", False):
+                fixed.append(other)
+                self.fixed.append(other.get_db_prep_save(timezone.now(), connection))
+            elif other.has_default() and callable(other.default):
+                self.per_row.append(other)
+            else:
+                fixed.append(other)
+                self.fixed.append(other.get_db_prep_save(other.get_default(), connection))
+        columns = ", ".join(ops.quote_name(f.column) for f in [*given, *fixed, *self.per_row])
+        # Names from the model's own metadata, quoted; every value is a parameter.
+        self.sql = f"INSERT INTO {ops.quote_name(model._meta.db_table)} ({columns}) VALUES "  # noqa: S608
+        self.copy_sql = f"COPY {ops.quote_name(model._meta.db_table)} ({columns}) FROM STDIN WITH (FORMAT csv)"
+        width = len(given) + len(fixed) + len(self.per_row)
+        self.placeholder = "(" + ", ".join(["%s"] * width) + ")"
+        self.batch = max(1, min(500, (connection.features.max_query_params or 65535) // width))
+
+    def date(self, value):
+        return self.connection.ops.adapt_datefield_value(value)
+
+    def insert(self, rows: Iterable[tuple]) -> None:
+        if self.connection.vendor == "postgresql":
+            self._copy(rows)
+            return
+        batch: list[tuple] = []
+        with self.connection.cursor() as cursor:
+            for row in rows:
+                batch.append(row)
+                if len(batch) == self.batch:
+                    self._execute(cursor, batch)
+                    batch = []
+            if batch:
+                self._execute(cursor, batch)
+
+    def _copy(self, rows: Iterable[tuple]) -> None:
+        """PostgreSQL: the rows as one COPY … FROM STDIN (CSV), two to three times faster than INSERT."""
+        buffer = io.StringIO()
+        for row in rows:
+            values = [*row, *self.fixed, *(f.get_db_prep_save(f.get_default(), self.connection) for f in self.per_row)]
+            buffer.write(",".join(map(_csv_value, values)))
+            buffer.write("\n")
+        if not buffer.tell():
+            return
+        buffer.seek(0)
+        with self.connection.cursor() as cursor:
+            cursor.cursor.copy_expert(self.copy_sql, buffer)
+
+    def _execute(self, cursor, batch: list[tuple]) -> None:
+        params: list = []
+        for row in batch:
+            params.extend(row)
+            params.extend(self.fixed)
+            params.extend(f.get_db_prep_save(f.get_default(), self.connection) for f in self.per_row)
+        cursor.execute(self.sql + ", ".join([self.placeholder] * len(batch)), params)
+
+
+def _csv_value(value: object) -> str:
+    """A value as COPY's CSV format reads it: NULL unquoted and empty, text always quoted."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return '"' + value.replace('"', '""') + '"'
+    if isinstance(value, datetime.date):  # datetimes too
+        return value.isoformat()
+    return str(value)
+
+
+@functools.lru_cache(maxsize=256)  # a few column layouts a county
+def _guardian_entries(keys: tuple[str, ...]) -> list[tuple[dict[str, str], str]] | None:
+    """Where a sheet with these column keys names guardians: (Guardian field -> column key, the
+    column key of the member's 是否监护人 flag or ""), in order; None when it names none. Worked
+    out once a sheet, not once a row."""
+    has_guardian = any(key in keys for key in GUARDIAN_KEYS)
+    members = [n for n in range(1, MEMBERS + 1) if f"member{n}_name" in keys or f"member{n}_phone" in keys]
+    if not has_guardian and not members:
+        return None
+    entries: list[tuple[dict[str, str], str]] = []
+    if has_guardian:
+        entries.append(({v: k for k, v in GUARDIAN_KEYS.items() if k in keys}, ""))
+    for n in members:
+        fields = {v: f"member{n}_{k}" for k, v in MEMBER_KEYS.items() if f"member{n}_{k}" in keys}
+        entries.append((fields, f"member{n}_guardian"))
+    return entries
+
+
+@dataclass(slots=True)
+class StoredStudent:
+    """A stored student as the import compares and updates it: its values (STORED_FIELDS), its
+    guardians (GUARDIAN_FIELDS tuples, by id) and its category records ((id, student_id, category,
+    start, end, source), ordered as StudentCategory is)."""
+
+    pk: int
+    values: dict
+    guardians: list[tuple]
+    categories: list[tuple]
+
+    def categories_on(self, day: datetime.date) -> set[str]:
+        """The category codes in force on ``day`` (as Student.categories_on)."""
+        return {record[2] for record in self.categories if record[3] <= day and (record[4] is None or record[4] >= day)}
+
+    def roster_category(self, category: str, day: datetime.date) -> tuple | None:
+        """The first record of ``category`` the roster created that is in force on ``day``."""
+        for record in self.categories:
+            if (
+                record[2] == category
+                and record[5] == StudentCategory.Source.ROSTER
+                and record[3] <= day
+                and (record[4] is None or record[4] >= day)
+            ):
+                return record
+        return None
+
+
+# What an unchanged row keeps of its stored student: nothing but that there is one.
+UNCHANGED = StoredStudent(pk=0, values={}, guardians=[], categories=[])
+
+
+def _guardian_changes(row: RosterRow, student: StoredStudent) -> tuple[list[tuple[tuple, dict]], list[dict]]:
+    """How the stored guardians (in order) become those the row lists: (stored guardian, new values)
+    to update in place, and the guardians to add. Guardians the row does not list stay as they are."""
+    stored = student.guardians
+    updated: list[tuple[tuple, dict]] = []
     created: list[dict] = []
     for position, wanted in enumerate(row.guardians or []):
         if position >= len(stored):
             created.append(wanted)
-        elif any(getattr(stored[position], key) != value for key, value in wanted.items()):
-            updated.append((stored[position], wanted))
+        else:
+            current = dict(zip(("name", "relation", "phone"), stored[position][2:], strict=True))
+            if any(current[key] != value for key, value in wanted.items()):
+                updated.append((stored[position], wanted))
     return updated, created
