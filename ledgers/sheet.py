@@ -36,6 +36,7 @@ from xlsxwriter.worksheet import Worksheet
 
 from ledgers.models import Level, UnitStatistics
 from ledgers.selectors import Period
+from ledgers.statistics import FIGURES
 from schools.exports import FORMULA_PREFIXES, XLSX_CONTENT_TYPE, ExportFile, display_width
 from schools.models import Campaign, User
 from students.models import FOCUS_CATEGORIES, Category
@@ -237,29 +238,7 @@ def sheet_child_rows(
 
 
 # The stored figures the columns of both sheets read (directly or through a rate).
-SHEET_FIELDS = (
-    "name",
-    "staff_total",
-    "teachers_participating",
-    "students_required",
-    "students_visited",
-    "students_total",
-    "visits",
-    "in_home_visits",
-    "focus_students",
-    "focus_visited",
-    "special_students",
-    "special_meeting_rule",
-    "special_with_plan",
-    "care_students",
-    "care_asks_due",
-    "care_asks_done",
-    "care_meetings_due",
-    "care_meetings_done",
-    "open_feedback",
-    "overdue_safety_reports",
-    "categories",
-)
+SHEET_FIELDS = ("name", *FIGURES, "categories")  # every figure the engine stores for a unit
 
 
 class SheetUnit(namedtuple("SheetUnitFields", SHEET_FIELDS)):

@@ -340,7 +340,7 @@ def _xlsx_sheets(path: Path) -> Iterator[_RawSheet]:
     the scan cannot place (rows or error cells without their reference) is read by openpyxl, and so
     is every sheet of a workbook with a shared string longer than any cell may be: calamine would
     copy it into each cell that points at it (a 10 KB file, gigabytes), openpyxl shares it."""
-    from python_calamine import CalamineWorkbook, SheetTypeEnum, SheetVisibleEnum
+    from python_calamine import CalamineWorkbook
 
     try:
         with CalamineWorkbook.from_path(str(path)) as workbook:
@@ -348,14 +348,19 @@ def _xlsx_sheets(path: Path) -> Iterator[_RawSheet]:
         parts = {} if _has_long_shared_string(path) else _xlsx_sheet_parts(path)
     except Exception:  # calamine raises its own kinds for a broken package
         raise SheetError(DAMAGED) from None
+    yield from _calamine_sheets(metadata, lambda name: _xlsx_sheet_reader(path, name, parts.get(name)))
+
+
+def _calamine_sheets(metadata, rows_of: Callable[[str], Callable[[], Iterator]]) -> Iterator[_RawSheet]:
+    """The worksheets (not chart sheets) of a calamine workbook's metadata, each with whether it is
+    hidden and ``rows_of(its name)`` as its rows."""
+    from python_calamine import SheetTypeEnum, SheetVisibleEnum
+
     for sheet in metadata:
-        if sheet.typ != SheetTypeEnum.WorkSheet:
-            continue
-        yield _RawSheet(
-            title=sheet.name,
-            hidden=sheet.visible != SheetVisibleEnum.Visible,
-            rows=_xlsx_sheet_reader(path, sheet.name, parts.get(sheet.name)),
-        )
+        if sheet.typ == SheetTypeEnum.WorkSheet:
+            yield _RawSheet(
+                title=sheet.name, hidden=sheet.visible != SheetVisibleEnum.Visible, rows=rows_of(sheet.name)
+            )
 
 
 def _xlsx_sheet_reader(path: Path, name: str, part: str | None) -> Callable[[], Iterator]:
@@ -561,7 +566,7 @@ def _xlsx_rows_openpyxl(path: Path, name: str) -> Iterator[tuple[int, tuple, boo
 
 
 def _xls_sheets(path: Path) -> Iterator[_RawSheet]:
-    from python_calamine import CalamineWorkbook, SheetTypeEnum, SheetVisibleEnum
+    from python_calamine import CalamineWorkbook
 
     try:
         # By content: the stored upload's name does not say its format.
@@ -571,14 +576,7 @@ def _xls_sheets(path: Path) -> Iterator[_RawSheet]:
     except Exception:  # calamine raises its own kinds for a broken file
         raise SheetError(DAMAGED) from None
     try:
-        for sheet in metadata:
-            if sheet.typ != SheetTypeEnum.WorkSheet:
-                continue
-            yield _RawSheet(
-                title=sheet.name,
-                hidden=sheet.visible != SheetVisibleEnum.Visible,
-                rows=lambda name=sheet.name: _xls_rows(workbook, name),
-            )
+        yield from _calamine_sheets(metadata, lambda name: lambda: _xls_rows(workbook, name))
     finally:
         workbook.close()
 
