@@ -351,6 +351,14 @@ def _xlsx_sheets(path: Path) -> Iterator[_RawSheet]:
     yield from _calamine_sheets(metadata, lambda name: _xlsx_sheet_reader(path, name, parts.get(name)))
 
 
+def _calamine_first_column(sheet) -> int:
+    """Where the rows of python-calamine's ``iter_rows`` begin: at row 1 of the sheet, empty rows
+    above the data included, but at the first column holding data (``sheet.start``), so the row's
+    number is its position + 1 and its cells need that many empty ones in front (python-calamine
+    issue #177; a test on a sheet that starts lower and further right holds this)."""
+    return (sheet.start or (0, 0))[1]
+
+
 def _calamine_sheets(metadata, rows_of: Callable[[str], Callable[[], Iterator]]) -> Iterator[_RawSheet]:
     """The worksheets (not chart sheets) of a calamine workbook's metadata, each with whether it is
     hidden and ``rows_of(its name)`` as its rows."""
@@ -391,10 +399,10 @@ def _xlsx_rows(sheet, hidden_rows: set[int], errors: dict[int, dict[int, str]]) 
     """A sheet's rows as openpyxl's read-only mode gives them: None for an empty cell, an integral
     number under 10^15 as an int (a longer one stays a float: its digits were lost, and that is
     reported), a date cell as a datetime, an error cell as its error text. Empty rows are skipped."""
-    first_row, first_column = sheet.start or (0, 0)
+    first_column = _calamine_first_column(sheet)
     padding = (None,) * first_column
     for offset, values in enumerate(sheet.iter_rows()):
-        number = first_row + offset + 1
+        number = offset + 1
         row = padding + tuple(map(_calamine_value, values))
         row_errors = errors.get(number)
         if row_errors:
@@ -586,10 +594,10 @@ def _xls_rows(workbook, name: str) -> Iterator[tuple[int, tuple, bool]]:
         sheet = workbook.get_sheet_by_name(name)
     except Exception:
         raise SheetError(DAMAGED) from None
-    first_row, first_column = sheet.start or (0, 0)
+    first_column = _calamine_first_column(sheet)
     padding = (None,) * first_column
     for offset, values in enumerate(sheet.iter_rows()):
-        yield first_row + offset + 1, padding + tuple(None if v == "" else v for v in values), False
+        yield offset + 1, padding + tuple(None if v == "" else v for v in values), False
 
 
 def _csv_sheets(path: Path) -> Iterator[_RawSheet]:

@@ -873,3 +873,25 @@ def test_new_students_are_inserted_with_every_default_the_model_gives(world, tmp
             "",
         )
         assert not s.guardians.exists()
+
+
+def test_a_table_that_starts_below_and_right_of_a1_reports_its_problems_on_the_rows_excel_shows(world, tmp_path):
+    """Clerks leave blank rows and columns around a table. python-calamine yields the blank rows
+    above it but not the blank columns before it (its issue #177): the row numbers in the problems
+    and the hidden-row marks must still be the ones Excel shows."""
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    faulty = student(2) | {"身份证件号": "410522201609021234"}  # a wrong check character
+    rows = [HEADER, *([row.get(label) for label in HEADER] for row in (student(1), faulty, student(3)))]
+    for number, values in enumerate(rows, start=4):  # the header on row 4, from column C
+        for column, value in enumerate(values, start=3):
+            sheet.cell(row=number, column=column, value=value)
+    sheet.row_dimensions[7].hidden = True  # student(3)
+    path = tmp_path / "名册.xlsx"
+    workbook.save(path)
+
+    job = validated(world, path)
+
+    assert [(p["row"], p["column"]) for p in job.problems] == [(6, "身份证件号")]
+    assert [row["row"] for row in job.preview["rows"] if row.get("hidden")] == [7]
+    assert (job.valid_rows, job.invalid_rows) == (2, 1)
