@@ -449,3 +449,27 @@ def test_the_statistics_sheets_second_sheet_has_the_items_by_category_and_status
     assert header[:3] == ["问题类别", "现场答复", "待处理"]
     by_label = {row[0]: row for row in body}
     assert by_label["饮食"][2] == 1 and by_label["未分类"][1] == 1 and by_label["合计"][header.index("合计")] == 2
+
+
+def test_the_school_admin_reads_typed_numbers_masked_in_the_list_and_export_unless_asking_for_the_full_one(
+    world, login
+):
+    """DESIGN §8: masked in lists and exports unless the export is explicitly a full one by an admin."""
+    _visit_with(world, [("请回电 139 8765 4321，身份证410522198001010011", True)])
+    client = login(world.school_admin)
+    page = client.get(reverse("feedback_ledger")).content.decode()
+    assert "139****4321" in page and "139 8765 4321" not in page and "完整导出" in page
+
+    def texts(response) -> list:
+        workbook = openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content)))
+        return [cell.value for cell in workbook["问题反馈台账"]["F"]]
+
+    masked = texts(client.get(reverse("feedback_export")))
+    assert any("139****4321" in str(text) and "410522********0011" in str(text) for text in masked)
+    full = texts(client.get(reverse("feedback_export"), {"full": "1"}))
+    assert any("139 8765 4321" in str(text) and "410522198001010011" in str(text) for text in full)
+    exports = AuditEvent.objects.filter(action=AuditEvent.Action.EXPORT).order_by("pk")
+    assert [event.detail["full"] for event in exports] == [False, True]
+    # Only the school admin may ask: for a zone admin ?full=1 is the masked export.
+    zone = texts(login(world.zone_admin).get(reverse("feedback_export"), {"full": "1"}))
+    assert not any("139 8765 4321" in str(text) for text in zone)

@@ -305,7 +305,7 @@ def test_an_inspector_sees_their_own_inspections_first(world, login):
 
 def test_the_inspection_ledger_exports_in_the_ledger_layout(world, login):
     _file(world, findings='=HYPERLINK("x")')
-    _file(world, rectification="")
+    _file(world, findings="家长电话 139 1234 5678 未接到家访", rectification="")
     response = login(world.bureau_admin).get(reverse("inspection_export"))
     sheet = openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content))).active
     rows = [list(r) for r in sheet.iter_rows(values_only=True)]
@@ -315,6 +315,8 @@ def test_the_inspection_ledger_exports_in_the_ledger_layout(world, login):
     assert [r[0] for r in rows[3:5]] == [1, 2]
     assert rows[-1][0] == "审核人："
     assert any(str(cell).startswith("'=") for cell in rows[3] + rows[4])
+    findings = [str(cell) for cell in rows[3] + rows[4] if "家长电话" in str(cell)]
+    assert findings == ["家长电话 139****5678 未接到家访"]  # typed numbers masked as in every export
     assert sheet.page_setup.orientation == "landscape" and str(sheet.page_setup.paperSize) == "9"
     assert AuditEvent.objects.filter(action=AuditEvent.Action.EXPORT, object_type="oversight.Inspection").exists()
 

@@ -524,9 +524,9 @@ EXPORT_WIDTHS = [16, 11, 9, 12, 36, 24, 8, 6, 14, 9, 8, 30, 9, 11, 11, 24, 24, 1
 
 
 def feedback_export_rows(items: QuerySet[Suggestion], *, works_with: bool):
-    """Header, then one row per item (open ones first, oldest first); for the county's roles the
-    family's words and replies with numbers masked. Read in chunks of 2000 with the visit's students
-    prefetched per chunk."""
+    """Header, then one row per item (open ones first, oldest first); the family's words and
+    replies with typed numbers masked unless ``works_with`` (the school admin's full export). Read
+    in chunks of 2000 with the visit's students prefetched per chunk."""
     yield EXPORT_HEADER
     show = (lambda text: text) if works_with else redact_contacts
     today = timezone.localdate()
@@ -562,13 +562,16 @@ def feedback_export(request: HttpRequest) -> HttpResponse:
     user = request.user
     form = FeedbackFilterForm(request.GET, user=user)
     items = form.apply(_ledger_items(user))
+    # Numbers typed into the family's words are masked in an export (DESIGN §8) unless the school
+    # admin explicitly asks for the full one (?full=1), marked ``full`` in its audit row.
+    full = request.GET.get("full") == "1" and user.role == Role.SCHOOL_ADMIN
     unit = user.school.name if user.school_id else (user.zone.name if user.zone_id else "全县")
     table = feedback_by_category_and_status(items)
     export = write_ledger_workbook(
         [
             LedgerSheet(
                 name="问题反馈台账",
-                rows=feedback_export_rows(items, works_with=works_with_students(user)),
+                rows=feedback_export_rows(items, works_with=full),
                 widths=EXPORT_WIDTHS,
             ),
             LedgerSheet(name="按类别和状态", rows=iter(table), widths=[14] + [10] * (len(table[0]) - 1)),
@@ -580,6 +583,12 @@ def feedback_export(request: HttpRequest) -> HttpResponse:
         action=AuditEvent.Action.EXPORT,
         request=request,
         object_type="visits.Suggestion",
-        detail={"ledger": "feedback", "filters": request.GET.dict(), "rows": export.rows, "format": "xlsx"},
+        detail={
+            "ledger": "feedback",
+            "filters": request.GET.dict(),
+            "rows": export.rows,
+            "format": "xlsx",
+            "full": full,
+        },
     )
     return export.response()
