@@ -448,6 +448,9 @@ class RosterImporter(Importer):
                 if stored is None:
                     row.existing, row.changes = None, []
                     continue
+                for key in KEPT_WHEN_BLANK:  # a blank cell keeps what is stored, it never erases it
+                    if key in row.values and row.values[key] in ("", None) and stored.get(key) not in ("", None):
+                        del row.values[key]
                 existing = StoredStudent(
                     pk=stored["id"],
                     values=stored,
@@ -569,6 +572,10 @@ class RosterImporter(Importer):
         }
 
 
+# Fields a blank cell leaves as stored when the row updates a student: a clerk's file with these
+# cells empty (a column filled for new pupils only, a formula with no saved result) must not
+# erase them; the student's page changes them one by one.
+KEPT_WHEN_BLANK = ("id_number", "birth_date", "address")
 CREATE_CHUNK = 2000
 MATCH_CHUNK = 2000
 # The Student fields a row may set, and those compared or kept besides.

@@ -620,6 +620,23 @@ def test_reimporting_the_same_file_changes_nothing(world, tmp_path):
     assert database_state() == before
 
 
+def test_blank_id_number_birth_date_or_address_cells_keep_what_is_stored(world, tmp_path):
+    """A later file with those cells empty (a column filled for new pupils only, a formula with no
+    saved result) changes nothing: the preview shows no change and the stored values stay."""
+    rows = [student(1), student(2)]
+    imported(world, roster(world, tmp_path, rows, name="九月.xlsx"))
+    stored = Student.objects.get(student_number=rows[0]["学籍号"])
+
+    blanked = rows[0] | {"身份证件号": None, "出生日期": None, "家庭住址": None, "性别": "男"}
+    job = roster(world, tmp_path, [blanked, rows[1]], name="十月.xlsx")
+
+    assert job.problems == []
+    assert (job.preview["updated"], job.preview["unchanged"]) == (0, 2)
+    imported(world, job)
+    again = Student.objects.get(pk=stored.pk)
+    assert (again.id_number, again.birth_date, again.address) == (stored.id_number, stored.birth_date, stored.address)
+
+
 def test_a_corrected_file_updates_the_students_matched_by_student_number(world, tmp_path):
     rows = [student(1), student(2)]
     imported(world, roster(world, tmp_path, rows, name="九月.xlsx"))
