@@ -13,7 +13,7 @@ each over the same period; done means recorded (an ask marked 请假 / 未到校
 import bisect
 import datetime
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
@@ -338,16 +338,16 @@ def care_compliance_by_periods(
         category__in=CARE_CATEGORIES, student_id__in=children.values("pk")
     ).values_list("student_id", "start", "end"):
         spans[student_id].append((start, end))
-    asks: dict[int, list[datetime.date]] = defaultdict(list)
+    asks: dict[int, set[datetime.date]] = defaultdict(set)
     for student_id, day in CareAsk.objects.filter(
         student_id__in=children.values("pk"), day__gte=earliest, day__lte=latest
     ).values_list("student_id", "day"):
-        asks[student_id].append(day)
-    meetings: dict[int, list[datetime.date]] = defaultdict(list)
+        asks[student_id].add(day)
+    meetings: dict[int, set[datetime.date]] = defaultdict(set)
     for student_id, week in CareMeeting.objects.filter(
         student_id__in=children.values("pk"), week_start__gte=week_start(earliest), week_start__lte=latest
     ).values_list("student_id", "week_start"):
-        meetings[student_id].append(week)
+        meetings[student_id].add(week)
     days = {sid: _SchoolDays(calendars[sid].school_days(earliest, latest)) for sid in {s[1] for s in students}}
     one_day = datetime.timedelta(days=1)
     for key, (_, today) in periods.items():
@@ -385,8 +385,8 @@ class _SchoolDays:
         self,
         spans: list[tuple[datetime.date, datetime.date]],
         *,
-        asks: Iterable[datetime.date],
-        meetings: Iterable[datetime.date],
+        asks: Collection[datetime.date],
+        meetings: Collection[datetime.date],
         this_week: datetime.date,
     ) -> "Compliance":
         """One child's Compliance: ``spans`` are the inclusive date ranges its category is in force
@@ -402,12 +402,12 @@ class _SchoolDays:
         )
         due = sum(j - i for i, j in ranges)
         asks_done = 0
-        for day in set(asks):
+        for day in asks:
             position = self.index.get(day)
             if position is not None and any(i <= position < j for i, j in ranges):
                 asks_done += 1
         meetings_done = 0
-        for week in set(meetings):
+        for week in meetings:
             number = self.week_number.get(week)
             if number is not None and any(i <= number < j for i, j in week_ranges):
                 meetings_done += 1

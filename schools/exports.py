@@ -157,16 +157,18 @@ def _rust_header_format() -> "rustpy_xlsxwriter.Format":
     )
 
 
-def _xlsx_subclass_value(value: object) -> object:
-    """A value of a subclass of the written types (a TextChoices member, a SafeString, an IntEnum)
-    as its plain value."""
-    for kind in (str, bool, int, float):
-        if isinstance(value, kind):
-            plain = kind(value) if kind is not str else str.__str__(value)
-            return neutralise(plain)[:EXCEL_MAX_TEXT] if kind is str else plain
+def _xlsx_plain(value: object, local: datetime.tzinfo) -> object:
+    """A value of a subclass of the written types (a TextChoices member, a SafeString, an IntEnum,
+    a datetime subclass) as the plain value ``_xlsx_row`` writes."""
+    if isinstance(value, str):
+        return neutralise(str.__str__(value))[:EXCEL_MAX_TEXT]
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int | float):
+        return float(value)
     if isinstance(value, datetime.datetime):
-        plain = datetime.datetime.combine(value.date(), value.timetz())
-        return _xlsx_row([plain], ["value"], timezone.get_current_timezone())["value"]
+        plain = datetime.datetime.combine(value.date(), value.timetz())  # a plain datetime
+        return plain.astimezone(local).replace(tzinfo=None) if plain.tzinfo is not None else plain
     if isinstance(value, datetime.date):
         return datetime.date(value.year, value.month, value.day)
     raise TypeError(f"cannot write {type(value).__name__} to XLSX: {value!r}")
@@ -185,7 +187,7 @@ def _xlsx_row(values: Sequence, header: list[str], local: datetime.tzinfo) -> di
         elif kind is Decimal:
             value = float(value)
         elif not (value is None or kind in (int, float, bool, datetime.date)):
-            value = _xlsx_subclass_value(value)
+            value = _xlsx_plain(value, local)
         row[label] = value
     return row
 
