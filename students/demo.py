@@ -16,6 +16,7 @@ import itertools
 import math
 import random
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from django.contrib.auth.hashers import make_password
 from django.db import models, transaction
 from django.utils import timezone
 
-from schools.bulk import rows_write
+from schools.bulk import indexes_built_at_end, rows_write, values_write
 from schools.models import (
     AuditEvent,
     Campaign,
@@ -325,6 +326,7 @@ class _Generator:
 
     def __init__(self, *, seed: int, taken_usernames: set[str], password: str) -> None:
         self.rng = random.Random(seed)
+        self.ids = random.Random(seed * 31 + 7)
         self.taken_usernames = taken_usernames
         self.password = password
         # The 17-digit bodies of the ID numbers handed out, as ints: a million ints are a few dozen MB.
@@ -339,6 +341,11 @@ class _Generator:
                 self.rng.shuffle(names)
                 self.villages[town] = names
         self.unused_villages = {town: list(names) for town, names in self.villages.items()}
+
+    def public_id(self) -> uuid.UUID:
+        """A version-4 UUID from its own seeded source: the same county gets the same ids, and the
+        other draws are the same with or without them."""
+        return uuid.UUID(int=self.ids.getrandbits(128), version=4)
 
     def chance(self, share: float) -> bool:
         return self.rng.random() < share
@@ -531,7 +538,8 @@ def demo_county_build(
         plans = _school_plans(generator=generator, schools=schools, students_per_school=students_per_school)
         _school_staff_plans(generator=generator, plans=plans)
         staff = _organisation_create(generator=generator, plans=plans, school_year=school_year)
-        students = _students_create(generator=generator, plans=plans, school_year=school_year)
+        with indexes_built_at_end([Student, Guardian, StudentCategory]):
+            students = _students_create(generator=generator, plans=plans, school_year=school_year)
     return DemoCountySummary(
         zones=len(ZONES),
         schools=len(plans),
@@ -635,20 +643,38 @@ def _organisation_create(*, generator: _Generator, plans: list[_SchoolPlan], sch
     return len(accounts)
 
 
+STUDENT_COLUMNS = (
+    "school_id",
+    "school_class_id",
+    "name",
+    "gender",
+    "student_number",
+    "id_number",
+    "birth_date",
+    "address",
+    "disability_type",
+    "public_id",
+)
+GUARDIAN_COLUMNS = ("student_id", "name", "relation", "phone")
+CATEGORY_COLUMNS = ("student_id", "category", "start", "source", "note")
+
+
 def _students_create(*, generator: _Generator, plans: list[_SchoolPlan], school_year: SchoolYear) -> int:
-    """Every school's students with a guardian and their categories, written a batch at a time so
-    that memory stays flat however large the county."""
-    students: list[Student] = []
-    guardians: list[Guardian] = []
-    categories: list[StudentCategory] = []
+    """Every school's students with a guardian and their categories, written a batch at a time as
+    tuples (``values_write``) so that memory stays flat however large the county."""
+    batch: list[tuple[tuple, tuple, list[tuple]]] = []
 
     def flush() -> None:
-        rows_write(Student, students)
-        rows_write(Guardian, guardians)
-        rows_write(StudentCategory, categories)
-        students.clear()
-        guardians.clear()
-        categories.clear()
+        keys = values_write(Student, STUDENT_COLUMNS, [student for student, _, _ in batch])
+        values_write(
+            Guardian, GUARDIAN_COLUMNS, [(key, *guardian) for key, (_, guardian, _) in zip(keys, batch, strict=True)]
+        )
+        values_write(
+            StudentCategory,
+            CATEGORY_COLUMNS,
+            [(key, *category) for key, (_, _, categories) in zip(keys, batch, strict=True) for category in categories],
+        )
+        batch.clear()
 
     count = 0
     for plan in plans:
@@ -658,14 +684,13 @@ def _students_create(*, generator: _Generator, plans: list[_SchoolPlan], school_
             showcase = plan.index == 0 and class_plan.head.username == HEAD_TEACHER.username
             for position in range(class_plan.size):
                 care = (Category.ORPHAN, Category.UNSUPPORTED)[position] if showcase and position < 2 else None
-                student, guardian, student_categories = _student_rows(
-                    generator=generator, plan=plan, class_plan=class_plan, school_year=school_year, care=care
+                batch.append(
+                    _student_rows(
+                        generator=generator, plan=plan, class_plan=class_plan, school_year=school_year, care=care
+                    )
                 )
-                students.append(student)
-                guardians.append(guardian)
-                categories.extend(student_categories)
                 count += 1
-                if len(students) >= BATCH_SIZE:
+                if len(batch) >= BATCH_SIZE:
                     flush()
     flush()
     return count
@@ -678,8 +703,10 @@ def _student_rows(
     class_plan: _ClassPlan,
     school_year: SchoolYear,
     care: str | None,
-) -> tuple[Student, Guardian, list[StudentCategory]]:
-    """One student with a guardian and categories; ``care`` forces the orphan or unsupported category."""
+) -> tuple[tuple, tuple, list[tuple]]:
+    """One student (a row of ``STUDENT_COLUMNS``), a guardian and categories (rows of
+    ``GUARDIAN_COLUMNS`` and ``CATEGORY_COLUMNS`` without the student's id, not known yet);
+    ``care`` forces the orphan or unsupported category."""
     rng = generator.rng
     male = generator.chance(0.5)
     gender = Student.Gender.MALE if male else Student.Gender.FEMALE
@@ -690,16 +717,17 @@ def _student_rows(
     days = (datetime.date(first_year - class_plan.grade - 5, 9, 1) - earliest).days
     id_number, born = generator.id_number(male=male, earliest=earliest, days=days)
     found = _categories_drawn(generator=generator, kindergarten=plan.kind == School.Kind.KINDERGARTEN, care=care)
-    student = Student(
-        school_id=plan.row.pk,
-        school_class_id=class_plan.row.pk,
-        name=surname + generator.child_given_name(gender),
-        gender=gender,
-        student_number=f"G{id_number}",
-        id_number=id_number,
-        birth_date=born,
-        address=generator.home_address(town=plan.town, village=plan.village),
-        disability_type=rng.choice(DISABILITY_TYPES) if Category.DISABILITY in found else "",
+    student = (
+        plan.row.pk,
+        class_plan.row.pk,
+        surname + generator.child_given_name(gender),
+        gender,
+        f"G{id_number}",
+        id_number,
+        born,
+        generator.home_address(town=plan.town, village=plan.village),
+        rng.choice(DISABILITY_TYPES) if Category.DISABILITY in found else "",
+        generator.public_id(),
     )
 
     note = rng.choice(LEFT_BEHIND_NOTES) if Category.LEFT_BEHIND in found else ""
@@ -710,23 +738,21 @@ def _student_rows(
         roll = rng.random()
         relation = "父亲" if roll < 0.45 else "母亲" if roll < 0.9 else rng.choice(("祖父", "祖母"))
     paternal = relation in ("父亲", "祖父")
-    guardian = Guardian(
-        student=student,
-        name=generator.adult_name(male=paternal, surname=surname if paternal else None, elder=relation[0] == "祖"),
-        relation=relation,
-        phone=generator.mobile(),
+    guardian = (
+        generator.adult_name(male=paternal, surname=surname if paternal else None, elder=relation[0] == "祖"),
+        relation,
+        generator.mobile(),
     )
-    rows = [
-        StudentCategory(
-            student=student,
-            category=category,
-            start=school_year.start,
-            source=StudentCategory.Source.ROSTER if category in ROSTER_CATEGORIES else StudentCategory.Source.MANUAL,
-            note=note if category == Category.LEFT_BEHIND else "",
+    categories = [
+        (
+            category,
+            school_year.start,
+            StudentCategory.Source.ROSTER if category in ROSTER_CATEGORIES else StudentCategory.Source.MANUAL,
+            note if category == Category.LEFT_BEHIND else "",
         )
         for category in sorted(found)
     ]
-    return student, guardian, rows
+    return student, guardian, categories
 
 
 def _categories_drawn(*, generator: _Generator, kindergarten: bool, care: str | None) -> set[str]:

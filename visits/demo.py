@@ -9,13 +9,14 @@ passed to the school. In-home visits of the last thirty days have the safety rep
 under; the demo school also has teachers out right now and one report overdue, so that its safety
 board shows what it is for.
 
-Rows go in with ``schools.bulk.rows_write`` (COPY on PostgreSQL) a batch at a time, reading the
+Rows go in as tuples with ``schools.bulk.values_write`` (COPY on PostgreSQL) a batch at a time, reading the
 county a slice of schools at a time: the queries grow with the number of batches, not of students,
 and memory stays flat, so the same code builds the city-scale data set for benchmarks.
 """
 
 import datetime
 import random
+import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from schools.bulk import rows_write
+from schools.bulk import indexes_built_at_end, rows_write, values_write
 from schools.models import Campaign, Phase, Role, School, SchoolClass, TeachingAssignment, User
 from students.models import FOCUS_CATEGORIES, SPECIAL_CATEGORIES, Guardian, Student, StudentCategory
 from visits.models import Content, FeedbackStatus, Method, SafetyReport, Suggestion, Visit
@@ -129,21 +130,24 @@ def demo_activity_build(
         return summary
     visiting = [p for p in campaign.phases.all() if p.kind in (Phase.Kind.FULL_ROUND, Phase.Kind.REVISIT)]
     rng = random.Random(seed * 7919 + 17)
-    writer = _Writer(summary)
+    writer = _Writer(summary, seed=seed)
+    written = [Visit, Visit.students.through, Visit.companions.through, Suggestion]
+    written += [SafetyReport, SafetyReport.students.through, SafetyReport.companions.through]
     with transaction.atomic():
-        for school in (school for _ in range(rounds_of_visits) for school in _schools(today=today)):
-            first_round_share = rng.uniform(FIRST_ROUND_LOW, FIRST_ROUND_HIGH)
-            for phase in visiting:
-                days = _days_run(phase, today)
-                if not days:
-                    continue
-                # A round reaches its students steadily: by today, the share of its days gone by.
-                progress = len(days) / ((phase.end - phase.start).days + 1)
-                if phase.kind == Phase.Kind.FULL_ROUND:
-                    _first_round(rng, writer, school, phase, days, first_round_share * progress, zone, now)
-                else:
-                    _revisits(rng, writer, school, phase, days, progress, zone, now)
-        writer.flush()
+        with indexes_built_at_end(written):
+            for school in (school for _ in range(rounds_of_visits) for school in _schools(today=today)):
+                first_round_share = rng.uniform(FIRST_ROUND_LOW, FIRST_ROUND_HIGH)
+                for phase in visiting:
+                    days = _days_run(phase, today)
+                    if not days:
+                        continue
+                    # A round reaches its students steadily: by today, the share of its days gone by.
+                    progress = len(days) / ((phase.end - phase.start).days + 1)
+                    if phase.kind == Phase.Kind.FULL_ROUND:
+                        _first_round(rng, writer, school, phase, days, first_round_share * progress, zone, now)
+                    else:
+                        _revisits(rng, writer, school, phase, days, progress, zone, now)
+            writer.flush()
         _today_on_the_demo_board(rng, writer, now)
         writer.flush()
     return summary
@@ -268,34 +272,77 @@ def _revisits(rng, writer, school: _School, phase, days, progress, zone, now) ->
             writer.visit(rng, school, pupil, phase=phase, method=method, when=_when(rng, days, zone, now), now=now)
 
 
-class _Writer:
-    """Collects rows and writes them a batch at a time: visits first (their ids are needed by the
-    many-to-many rows and suggestions), safety reports likewise."""
+VISIT_COLUMNS = (
+    "school_id",
+    "lead_teacher_id",
+    "visited_at",
+    "phase_id",
+    "method",
+    "guardians_met",
+    "contents",
+    "situation",
+    "measures",
+    "consent_recorded",
+    "integrity_declared",
+    "status",
+    "submitted_at",
+    "public_id",
+    "safety_report_id",
+)
+REPORT_COLUMNS = (
+    "school_id",
+    "teacher_id",
+    "address",
+    "planned_start",
+    "expected_minutes",
+    "phone",
+    "status",
+    "due_at",
+    "checked_in_at",
+    "public_id",
+)
 
-    def __init__(self, summary: DemoActivitySummary) -> None:
+
+class _Writer:
+    """Collects rows as tuples and writes them a batch at a time with ``values_write`` (no model
+    instance per row): safety reports first, then visits (which point to them), then the rows that
+    need the visits' ids. Public ids come from their own seeded generator, so that the visits'
+    draws are the same with or without them and no system entropy is read per row."""
+
+    def __init__(self, summary: DemoActivitySummary, *, seed: int) -> None:
         self.summary = summary
-        self.visits: list[tuple[Visit, list[int], list[int], list[tuple[str, str, bool]], SafetyReport | None]] = []
+        self.ids = random.Random(seed * 31 + 5)
+        # (visit row without its report id, student, companions, suggestions, report row or None)
+        self.visits: list[tuple[tuple, int, list[int], list[tuple[str, str, bool]], tuple | None]] = []
+
+    def public_id(self) -> uuid.UUID:
+        return uuid.UUID(int=self.ids.getrandbits(128), version=4)
 
     def visit(self, rng, school: _School, pupil: _Pupil, *, phase, method, when, now) -> None:
         lead, companions = _people(rng, school, pupil)
         contents = [Content.LEARNING, Content.FAMILY] + [code for code in OPTIONAL_CONTENTS if rng.random() < 0.55]
         focus = pupil.focus or pupil.special
-        row = Visit(
-            school_id=school.id,
-            lead_teacher_id=lead,
-            visited_at=when,
-            phase=phase,
-            method=method,
-            guardians_met=f"{pupil.guardian}（监护人）" if pupil.guardian and rng.random() < GUARDIAN_PRESENT else "",
-            contents=contents,
-            situation=rng.choice(SITUATIONS),
-            measures=rng.choice(MEASURES) if focus else "",
-            consent_recorded=pupil.special or rng.random() < 0.5,
-            integrity_declared=True,
-            status=Visit.Status.SUBMITTED,
-            submitted_at=when + datetime.timedelta(minutes=rng.randint(30, 600)),
+        guardians_met = f"{pupil.guardian}（监护人）" if pupil.guardian and rng.random() < GUARDIAN_PRESENT else ""
+        situation = rng.choice(SITUATIONS)
+        measures = rng.choice(MEASURES) if focus else ""
+        consent = pupil.special or rng.random() < 0.5
+        submitted_at = min(when + datetime.timedelta(minutes=rng.randint(30, 600)), now)
+        row = (
+            school.id,
+            lead,
+            when,
+            phase.pk,
+            method,
+            guardians_met,
+            contents,
+            situation,
+            measures,
+            consent,
+            True,
+            Visit.Status.SUBMITTED,
+            submitted_at,
+            self.public_id(),
         )
-        row.submitted_at = min(row.submitted_at, now)
         suggestions = []
         if rng.random() < SUGGESTION_SHARE:
             text, reply = rng.choice(SUGGESTIONS)
@@ -305,18 +352,19 @@ class _Writer:
         if method == Method.IN_HOME and when >= now - datetime.timedelta(days=SAFETY_HISTORY_DAYS):
             minutes = rng.choice((45, 60, 60, 90))
             start = when - datetime.timedelta(minutes=20)
-            report = SafetyReport(
-                school_id=school.id,
-                teacher_id=lead,
-                address=pupil.address or "学生家中",
-                planned_start=start,
-                expected_minutes=minutes,
-                phone=f"13{rng.randint(100000000, 999999999)}",
-                status=SafetyReport.Status.RETURNED,
-                due_at=start + datetime.timedelta(minutes=minutes + 30),
-                checked_in_at=start + datetime.timedelta(minutes=minutes - rng.randint(0, 20)),
+            report = (
+                school.id,
+                lead,
+                pupil.address or "学生家中",
+                start,
+                minutes,
+                f"13{rng.randint(100000000, 999999999)}",
+                SafetyReport.Status.RETURNED,
+                start + datetime.timedelta(minutes=minutes + 30),
+                start + datetime.timedelta(minutes=minutes - rng.randint(0, 20)),
+                self.public_id(),
             )
-        self.visits.append((row, [pupil.id], companions, suggestions, report))
+        self.visits.append((row, pupil.id, companions, suggestions, report))
         if len(self.visits) >= BATCH_SIZE:
             self.flush()
 
@@ -324,63 +372,66 @@ class _Writer:
         if not self.visits:
             return
         reports = [report for *_, report in self.visits if report is not None]
-        rows_write(SafetyReport, reports)
-        for row, *_, report in self.visits:
-            row.safety_report = report
-        rows_write(Visit, [row for row, *_ in self.visits])
-        rows_write(
-            Visit.students.through,
-            [
-                Visit.students.through(visit_id=row.pk, student_id=s)
-                for row, students, *_ in self.visits
-                for s in students
-            ],
+        report_ids = iter(values_write(SafetyReport, REPORT_COLUMNS, reports))
+        written = [  # (visit row, student, companions, suggestions, report id or None)
+            (row, student, companions, suggestions, None if report is None else next(report_ids))
+            for row, student, companions, suggestions, report in self.visits
+        ]
+        visit_ids = values_write(Visit, VISIT_COLUMNS, [(*row, report) for row, *_, report in written])
+        # (visit id, visit row, student, companions, suggestions, report id or None)
+        written = [(pk, *rest) for pk, rest in zip(visit_ids, written, strict=True)]
+        values_write(
+            Visit.students.through, ("visit_id", "student_id"), [(pk, student) for pk, _, student, *_ in written]
         )
-        rows_write(
+        values_write(
             Visit.companions.through,
-            [
-                Visit.companions.through(visit_id=row.pk, user_id=u)
-                for row, _, companions, *_ in self.visits
-                for u in companions
-            ],
+            ("visit_id", "user_id"),
+            [(pk, user) for pk, _, _, companions, *_ in written for user in companions],
         )
-        rows_write(
+        values_write(
             SafetyReport.students.through,
-            [
-                SafetyReport.students.through(safetyreport_id=report.pk, student_id=s)
-                for _, students, _, _, report in self.visits
-                if report is not None
-                for s in students
-            ],
+            ("safetyreport_id", "student_id"),
+            [(report, student) for *_, student, _, _, report in written if report is not None],
         )
-        rows_write(
+        values_write(
             SafetyReport.companions.through,
-            [
-                SafetyReport.companions.through(safetyreport_id=report.pk, user_id=u)
-                for _, _, companions, _, report in self.visits
-                if report is not None
-                for u in companions
-            ],
+            ("safetyreport_id", "user_id"),
+            [(report, user) for *_, companions, _, report in written if report is not None for user in companions],
         )
         suggestions = [
-            Suggestion(
-                visit_id=row.pk,
-                school_id=row.school_id,
-                text=text,
-                reply=reply,
-                to_school=to_school,
-                raised_on=timezone.localdate(row.visited_at),
-                status=FeedbackStatus.OPEN if to_school else FeedbackStatus.ON_SITE,
-                visit_submitted=row.status == Visit.Status.SUBMITTED,
+            (
+                pk,
+                row[0],
+                text,
+                reply,
+                to_school,
+                timezone.localdate(row[2]),
+                FeedbackStatus.OPEN if to_school else FeedbackStatus.ON_SITE,
+                row[11] == Visit.Status.SUBMITTED,
+                self.public_id(),
             )
-            for row, _, _, items, _ in self.visits
+            for pk, row, _, _, items, _ in written
             for text, reply, to_school in items
         ]
-        rows_write(Suggestion, suggestions)
+        values_write(
+            Suggestion,
+            (
+                "visit_id",
+                "school_id",
+                "text",
+                "reply",
+                "to_school",
+                "raised_on",
+                "status",
+                "visit_submitted",
+                "public_id",
+            ),
+            suggestions,
+        )
         self.summary.visits += len(self.visits)
         self.summary.safety_reports += len(reports)
         self.summary.suggestions += len(suggestions)
-        self.summary.open_suggestions += sum(1 for s in suggestions if s.to_school)
+        self.summary.open_suggestions += sum(1 for s in suggestions if s[4])
         self.visits.clear()
 
 

@@ -3,6 +3,7 @@
 import datetime
 import time
 
+from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
@@ -10,7 +11,7 @@ from django.utils import timezone
 from ledgers.demo import demo_ledgers_build
 from ledgers.statistics import statistics_compute, statistics_history_backfill
 from oversight.demo import demo_oversight_build
-from schools.bulk import tables_analyze
+from schools.bulk import copies_in_background, foreign_keys_checked_at_end, tables_analyze
 from schools.exports import display_width
 from schools.models import Campaign, School
 from students.demo import (
@@ -87,11 +88,17 @@ class Command(BaseCommand):
                 if not reset and School.objects.exists():
                     summary = None
                 else:
-                    summary = demo_county_build(schools=schools, students_per_school=students_per_school, seed=seed)
-                    activity = None if no_visits else demo_activity_build(seed=seed, rounds_of_visits=visit_rounds)
-                    ledgers = None if no_visits else demo_ledgers_build(seed=seed)
-                    feedback = None if no_visits else demo_feedback_build(seed=seed)
-                    None if no_visits else demo_oversight_build(seed=seed, stdout=self.stdout)  # issue 12
+                    models = apps.get_models(include_auto_created=True)
+                    with foreign_keys_checked_at_end(models), copies_in_background():
+                        # The foreign keys are gone until the end, and the planner used them to estimate
+                        # joins: what the builders read next is planned on fresh statistics instead.
+                        summary = demo_county_build(schools=schools, students_per_school=students_per_school, seed=seed)
+                        tables_analyze()
+                        activity = None if no_visits else demo_activity_build(seed=seed, rounds_of_visits=visit_rounds)
+                        tables_analyze()
+                        ledgers = None if no_visits else demo_ledgers_build(seed=seed)
+                        feedback = None if no_visits else demo_feedback_build(seed=seed)
+                        None if no_visits else demo_oversight_build(seed=seed, stdout=self.stdout)  # issue 12
         except DemoCountyError as error:
             raise CommandError(str(error)) from error
 
