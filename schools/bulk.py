@@ -11,6 +11,7 @@ import csv
 import datetime
 import io
 import json
+import random
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -257,6 +258,16 @@ def _copy_text(field: models.Field, value: object) -> str:
     if isinstance(value, datetime.datetime | datetime.date | datetime.time):
         return value.isoformat()
     return str(field.get_db_prep_save(value, connection)).translate(_ESCAPES)
+
+
+def uuid4_text(rng: random.Random) -> str:
+    """A version-4 UUID (RFC 9562 §5.4) drawn from ``rng``, as text: what
+    ``str(uuid.UUID(int=rng.getrandbits(128), version=4))`` gives, in a fifth of the time (a
+    city-scale build draws millions). For seeded data sets, where the same seed must give the same
+    ids; ``uuid.uuid4()`` stays the default everywhere else."""
+    bits = (rng.getrandbits(128) & ~(0xF000 << 64) & ~(0xC000 << 48)) | (0x4000 << 64) | (0x8000 << 48)
+    text = f"{bits:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def tables_analyze() -> None:

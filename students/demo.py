@@ -16,7 +16,6 @@ import itertools
 import math
 import random
 import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ from django.contrib.auth.hashers import make_password
 from django.db import models, transaction
 from django.utils import timezone
 
-from schools.bulk import indexes_built_at_end, rows_write, values_write
+from schools.bulk import indexes_built_at_end, rows_write, uuid4_text, values_write
 from schools.models import (
     AuditEvent,
     Campaign,
@@ -342,10 +341,10 @@ class _Generator:
                 self.villages[town] = names
         self.unused_villages = {town: list(names) for town, names in self.villages.items()}
 
-    def public_id(self) -> uuid.UUID:
+    def public_id(self) -> str:
         """A version-4 UUID from its own seeded source: the same county gets the same ids, and the
         other draws are the same with or without them."""
-        return uuid.UUID(int=self.ids.getrandbits(128), version=4)
+        return uuid4_text(self.ids)
 
     def chance(self, share: float) -> bool:
         return self.rng.random() < share

@@ -7,7 +7,7 @@ import datetime
 import pytest
 from django.db import IntegrityError, connection, transaction
 
-from schools.bulk import copies_in_background, foreign_keys_checked_at_end, values_write
+from schools.bulk import copies_in_background, foreign_keys_checked_at_end, uuid4_text, values_write
 from students.models import Guardian, Student
 from tests import factories
 from tests.conftest import require_postgresql
@@ -117,3 +117,14 @@ def test_a_background_copy_that_fails_raises_and_the_block_rolls_back():
         values_write(Student, columns, [(school.pk, "乙", "F", "G1")])  # the same 学籍号
         Student.objects.count()
     assert not Student.objects.exists()
+
+
+def test_uuid4_text_is_the_version_4_uuid_of_the_same_draw():
+    import random
+    import uuid
+
+    ours, theirs = random.Random(20261130), random.Random(20261130)
+    for _ in range(2000):
+        text = uuid4_text(ours)
+        assert text == str(uuid.UUID(int=theirs.getrandbits(128), version=4))
+        assert uuid.UUID(text).version == 4

@@ -15,8 +15,8 @@ and memory stays flat, so the same code builds the city-scale data set for bench
 """
 
 import datetime
+import functools
 import random
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from schools.bulk import indexes_built_at_end, rows_write, values_write
+from schools.bulk import indexes_built_at_end, rows_write, uuid4_text, values_write
 from schools.models import Campaign, Phase, Role, School, SchoolClass, TeachingAssignment, User
 from students.models import FOCUS_CATEGORIES, SPECIAL_CATEGORIES, Guardian, Student, StudentCategory
 from visits.models import Content, FeedbackStatus, Method, SafetyReport, Suggestion, Visit
@@ -83,7 +83,13 @@ SUGGESTIONS = (
 )
 GUARDIAN_PRESENT = 0.9
 # The checklist's items past the two every visit covers (read once: ``Content.values`` builds a list).
+BASE_CONTENTS = tuple(Content.values[:2])
 OPTIONAL_CONTENTS = tuple(Content.values[2:])
+# Plain strings of the choices written per row (an enum member is looked up on each use).
+SUBMITTED = Visit.Status.SUBMITTED.value
+RETURNED = SafetyReport.Status.RETURNED.value
+IN_HOME = Method.IN_HOME.value
+SAFETY_HISTORY = datetime.timedelta(days=SAFETY_HISTORY_DAYS)
 
 
 @dataclass
@@ -135,7 +141,8 @@ def demo_activity_build(
     written += [SafetyReport, SafetyReport.students.through, SafetyReport.companions.through]
     with transaction.atomic():
         with indexes_built_at_end(written):
-            for school in (school for _ in range(rounds_of_visits) for school in _schools(today=today)):
+            # Each slice of schools read once, all its rounds drawn before the next slice is read.
+            for school in (s for chunk in _school_slices(today=today) for _ in range(rounds_of_visits) for s in chunk):
                 first_round_share = rng.uniform(FIRST_ROUND_LOW, FIRST_ROUND_HIGH)
                 for phase in visiting:
                     days = _days_run(phase, today)
@@ -159,7 +166,7 @@ def _days_run(phase: Phase, today: datetime.date) -> list[datetime.date]:
     return [phase.start + datetime.timedelta(days=n) for n in range((last - phase.start).days + 1)]
 
 
-def _schools(*, today: datetime.date) -> Iterator[_School]:
+def _school_slices(*, today: datetime.date) -> Iterator[list[_School]]:
     """The county a slice of schools at a time, with what a visit needs: each class's teachers, the
     staff, and the active students with their address, guardian and whether they are focus or special."""
     school_ids = list(School.objects.order_by("pk").values_list("pk", flat=True))
@@ -212,7 +219,7 @@ def _schools(*, today: datetime.date) -> Iterator[_School]:
                     special=bool(found & set(SPECIAL_CATEGORIES)),
                 )
             )
-        yield from (schools[pk] for pk in ids)
+        yield [schools[pk] for pk in ids]
 
 
 def _weighted(rng: random.Random, choices) -> str:
@@ -224,13 +231,23 @@ def _weighted(rng: random.Random, choices) -> str:
     return choices[0][0]
 
 
+# Durations looked up rather than built per visit (a million visits build several million).
+MINUTES = tuple(datetime.timedelta(minutes=n) for n in range(24 * 60))
+
+
 def _when(rng: random.Random, days: list[datetime.date], zone: ZoneInfo, now: datetime.datetime) -> datetime.datetime:
     """A time teachers visit: after school on weekdays, daytime at weekends; never after now."""
     day = rng.choice(days)
     weekend = day.weekday() >= 5
-    minutes = rng.randint(9 * 60, 17 * 60) if weekend else rng.randint(16 * 60 + 30, 20 * 60)
-    moment = datetime.datetime.combine(day, datetime.time(minutes // 60, minutes % 60), tzinfo=zone)
-    return min(moment, now - datetime.timedelta(hours=1))
+    # randrange(a, b + 1) is randint(a, b), the same draw without a call in between.
+    minutes = rng.randrange(9 * 60, 17 * 60 + 1) if weekend else rng.randrange(16 * 60 + 30, 20 * 60 + 1)
+    moment = _midnight(day, zone) + MINUTES[minutes]
+    return min(moment, now - MINUTES[60])
+
+
+@functools.lru_cache(maxsize=1024)
+def _midnight(day: datetime.date, zone: ZoneInfo) -> datetime.datetime:
+    return datetime.datetime.combine(day, datetime.time(), tzinfo=zone)
 
 
 def _people(rng: random.Random, school: _School, pupil: _Pupil) -> tuple[int, list[int]]:
@@ -315,18 +332,15 @@ class _Writer:
         # (visit row without its report id, student, companions, suggestions, report row or None)
         self.visits: list[tuple[tuple, int, list[int], list[tuple[str, str, bool]], tuple | None]] = []
 
-    def public_id(self) -> uuid.UUID:
-        return uuid.UUID(int=self.ids.getrandbits(128), version=4)
-
     def visit(self, rng, school: _School, pupil: _Pupil, *, phase, method, when, now) -> None:
         lead, companions = _people(rng, school, pupil)
-        contents = [Content.LEARNING, Content.FAMILY] + [code for code in OPTIONAL_CONTENTS if rng.random() < 0.55]
+        contents = [*BASE_CONTENTS, *[code for code in OPTIONAL_CONTENTS if rng.random() < 0.55]]
         focus = pupil.focus or pupil.special
         guardians_met = f"{pupil.guardian}（监护人）" if pupil.guardian and rng.random() < GUARDIAN_PRESENT else ""
         situation = rng.choice(SITUATIONS)
         measures = rng.choice(MEASURES) if focus else ""
         consent = pupil.special or rng.random() < 0.5
-        submitted_at = min(when + datetime.timedelta(minutes=rng.randint(30, 600)), now)
+        submitted_at = min(when + MINUTES[rng.randrange(30, 601)], now)
         row = (
             school.id,
             lead,
@@ -339,9 +353,9 @@ class _Writer:
             measures,
             consent,
             True,
-            Visit.Status.SUBMITTED,
+            SUBMITTED,
             submitted_at,
-            self.public_id(),
+            uuid4_text(self.ids),
         )
         suggestions = []
         if rng.random() < SUGGESTION_SHARE:
@@ -349,20 +363,20 @@ class _Writer:
             to_school = rng.random() < TO_SCHOOL_SHARE
             suggestions.append((text, "" if to_school else reply or "已现场解释说明，家长表示理解。", to_school))
         report = None
-        if method == Method.IN_HOME and when >= now - datetime.timedelta(days=SAFETY_HISTORY_DAYS):
+        if method == IN_HOME and when >= now - SAFETY_HISTORY:
             minutes = rng.choice((45, 60, 60, 90))
-            start = when - datetime.timedelta(minutes=20)
+            start = when - MINUTES[20]
             report = (
                 school.id,
                 lead,
                 pupil.address or "学生家中",
                 start,
                 minutes,
-                f"13{rng.randint(100000000, 999999999)}",
-                SafetyReport.Status.RETURNED,
-                start + datetime.timedelta(minutes=minutes + 30),
-                start + datetime.timedelta(minutes=minutes - rng.randint(0, 20)),
-                self.public_id(),
+                f"13{rng.randrange(100000000, 1000000000)}",
+                RETURNED,
+                start + MINUTES[minutes + 30],
+                start + MINUTES[minutes - rng.randrange(0, 21)],
+                uuid4_text(self.ids),
             )
         self.visits.append((row, pupil.id, companions, suggestions, report))
         if len(self.visits) >= BATCH_SIZE:
@@ -407,8 +421,8 @@ class _Writer:
                 to_school,
                 timezone.localdate(row[2]),
                 FeedbackStatus.OPEN if to_school else FeedbackStatus.ON_SITE,
-                row[11] == Visit.Status.SUBMITTED,
-                self.public_id(),
+                row[11] == SUBMITTED,
+                uuid4_text(self.ids),
             )
             for pk, row, _, _, items, _ in written
             for text, reply, to_school in items
