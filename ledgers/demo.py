@@ -7,9 +7,10 @@ students are read in a fixed number of queries whatever its size, and the rows w
 import datetime
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
@@ -19,6 +20,7 @@ from ledgers.care_models import CalendarOverride, CareAsk, CareMeeting, SupportP
 from ledgers.support import special_students_of_schools
 from schools.bulk import rows_write
 from schools.models import Role, School, SchoolYear, User
+from schools.planner import jit_off
 from students.demo import HEAD_TEACHER
 from students.models import CARE_CATEGORIES, SPECIAL_CATEGORIES, Guardian, StudentCategory
 
@@ -61,7 +63,7 @@ def demo_ledgers_build(*, seed: int, today: datetime.date | None = None) -> Demo
     year = SchoolYear.current(today)
     if year is None:
         return summary
-    with transaction.atomic():
+    with transaction.atomic(), jit_off():
         # The county's autumn term as the bureau sets it (the second year is past the holiday table).
         term_year = today.year if today.month >= 8 else today.year - 1
         CalendarOverride.objects.create(
@@ -91,6 +93,9 @@ def demo_ledgers_build(*, seed: int, today: datetime.date | None = None) -> Demo
         yesterday = today - datetime.timedelta(days=1)
         this_week = week_start(today)
         asks, meetings = [], []
+        ask = _maker(CareAsk, ("student_id", "school_id", "day", "outcome", "reason", "recorded_by_id", "recorded_at"))
+        meeting = _maker(CareMeeting, ("student_id", "school_id", "week_start", "met_on", "place", "recorded_by_id"))
+        after_school: dict[datetime.date, datetime.datetime] = {}  # a day's 16:30, when asks are recorded
         for student_id, school_id, head_id in children:
             calendar = calendars[school_id]
             mine = categories.get(student_id, ())
@@ -120,36 +125,42 @@ def demo_ledgers_build(*, seed: int, today: datetime.date | None = None) -> Demo
                     if roll < 0.97
                     else CareAsk.Outcome.LEAVE
                 )
-                asks.append(
-                    CareAsk(
-                        student_id=student_id,
-                        school_id=school_id,
-                        day=day,
-                        outcome=outcome,
-                        reason="感冒请假，已电话联系监护人" if outcome == CareAsk.Outcome.LEAVE else "",
-                        recorded_by_id=head_id,
-                        recorded_at=timezone.make_aware(datetime.datetime.combine(day, datetime.time(16, 30))),
-                    )
-                )
+                if day not in after_school:
+                    after_school[day] = timezone.make_aware(datetime.datetime.combine(day, datetime.time(16, 30)))
+                reason = "感冒请假，已电话联系监护人" if outcome == CareAsk.Outcome.LEAVE else ""
+                asks.append(ask(student_id, school_id, day, outcome, reason, head_id, after_school[day]))
             for week in sorted({week_start(d) for d in days if week_start(d) < this_week}):
                 if rng.random() < MEETING_MISSED_SHARE:
                     continue
                 met_on = week + datetime.timedelta(days=rng.randint(0, 4))
-                meetings.append(
-                    CareMeeting(
-                        student_id=student_id,
-                        school_id=school_id,
-                        week_start=week,
-                        met_on=met_on,
-                        place="校长室",
-                        recorded_by_id=admins.get(school_id),
-                    )
-                )
+                meetings.append(meeting(student_id, school_id, week, met_on, "校长室", admins.get(school_id)))
         rows_write(CareAsk, asks)
         rows_write(CareMeeting, meetings)
         summary.asks += len(asks)
         summary.meetings += len(meetings)
     return summary
+
+
+def _maker(model: type[models.Model], names: tuple[str, ...]) -> Callable[..., models.Model]:
+    """``model(**dict(zip(names, values)))``, twice as fast, for rows made by the hundred thousand:
+    every field's value goes in by position, as ``Model.from_db`` passes them, the fields not named
+    taking their default (a callable one called for each row, as Django does)."""
+    given = {name: index for index, name in enumerate(names)}
+    plan = []
+    for field in model._meta.concrete_fields:
+        if field.attname in given:
+            plan.append((0, given.pop(field.attname)))
+        elif field.has_default() and callable(field.default):
+            plan.append((1, field.default))
+        else:
+            plan.append((2, field.get_default()))
+    if given:
+        raise ValueError(f"{model.__name__} has no fields {sorted(given)}")
+
+    def make(*values) -> models.Model:
+        return model(*[values[x] if kind == 0 else x() if kind == 1 else x for kind, x in plan])
+
+    return make
 
 
 def _categories_of(categories) -> dict[int, list[tuple[str, datetime.date]]]:
@@ -185,6 +196,22 @@ def _plans(
     )
     heads = User.objects.in_bulk({head_id for _, _, head_id, _, _ in rows} - {None})
     consent_methods = SupportPlan.ConsentMethod.values
+    plan = _maker(
+        SupportPlan,
+        (
+            "student_id",
+            "school_id",
+            "school_year_id",
+            "categories",
+            "consent_by",
+            "consent_on",
+            "consent_method",
+            "next_review_on",
+            "created_by_id",
+            "created_at",
+            *(f"{prefix}_{part}" for prefix in MEASURES for part in ("measures", "who")),
+        ),
+    )
     plans = []
     for student_id, school_id, head_id, guardian_name, guardian_relation in rows:
         if rng.random() < PLAN_MISSING_SHARE:
@@ -199,24 +226,23 @@ def _plans(
         )
         summary.plans_overdue += overdue
         who = heads[head_id].display_name if head_id else ""
-        values = {}
-        for prefix, options in MEASURES.items():
-            values[f"{prefix}_measures"] = rng.choice(options)
-            values[f"{prefix}_who"] = who
+        measures = []
+        for options in MEASURES.values():
+            measures += (rng.choice(options), who)
         guardian = guardian_name is not None
         plans.append(
-            SupportPlan(
-                student_id=student_id,
-                school_id=school_id,
-                school_year=year,
-                categories=[category for category, _start in categories.get(student_id, ())],
-                consent_by=f"{guardian_name}（{guardian_relation or rng.choice(GUARDIAN_WORDS)}）" if guardian else "",
-                consent_on=written if guardian else None,
-                consent_method=rng.choice(consent_methods) if guardian else "",
-                next_review_on=review,
-                created_by_id=head_id or admins.get(school_id),
-                created_at=timezone.make_aware(datetime.datetime.combine(written, datetime.time(10, 0))),
-                **values,
+            plan(
+                student_id,
+                school_id,
+                year.pk,
+                [category for category, _start in categories.get(student_id, ())],
+                f"{guardian_name}（{guardian_relation or rng.choice(GUARDIAN_WORDS)}）" if guardian else "",
+                written if guardian else None,
+                rng.choice(consent_methods) if guardian else "",
+                review,
+                head_id or admins.get(school_id),
+                timezone.make_aware(datetime.datetime.combine(written, datetime.time(10, 0))),
+                *measures,
             )
         )
     rows_write(SupportPlan, plans)

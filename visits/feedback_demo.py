@@ -15,11 +15,12 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.db import connection, models
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from schools.bulk import rows_write
 from schools.models import AuditEvent, InspectorAssignment, Role, School, User
+from schools.planner import jit_off
 from visits.feedback import (
     ESCALATE_ACTION,
     ISSUE_ADD_ACTION,
@@ -141,6 +142,11 @@ class _SchoolWork:
 def demo_feedback_build(*, seed: int) -> DemoFeedbackSummary:
     """Add the ledger's items to the demo county's submitted visits and work them as schools do.
     Returns what was made. Needs a school admin per school; schools without one are skipped."""
+    with transaction.atomic(), jit_off():
+        return _build(seed)
+
+
+def _build(seed: int) -> DemoFeedbackSummary:
     rng = random.Random(seed + 11)
     summary = DemoFeedbackSummary()
     inspector = User.objects.filter(role=Role.INSPECTOR, is_active=True).order_by("pk").first()
