@@ -75,13 +75,39 @@ def audit_event_record(
     detail: dict | None = None,
     username: str = "",
 ) -> AuditEvent:
-    """Append one audit row. The only code that writes ``AuditEvent``; nothing updates or deletes it.
-    Without ``request``, a row for the signed-in user of the request in progress takes its address."""
+    """Append one audit row. With ``audit_event_build``, the only code that writes ``AuditEvent``;
+    nothing updates or deletes it. Without ``request``, a row for the signed-in user of the request
+    in progress takes its address."""
+    event = audit_event_build(
+        action=action,
+        request=request,
+        user=user,
+        object_type=object_type,
+        object_id=object_id,
+        detail=detail,
+        username=username,
+    )
+    event.save()
+    return event
+
+
+def audit_event_build(
+    *,
+    action: str,
+    request: HttpRequest | None = None,
+    user: User | None = None,
+    object_type: str = "",
+    object_id: str = "",
+    detail: dict | None = None,
+    username: str = "",
+) -> AuditEvent:
+    """The audit row ``audit_event_record`` appends, unsaved: for a writer that appends many rows at
+    once (the demo data's feedback items, ``visits.feedback_demo``) with the same fields."""
     if user is None and request is not None and request.user.is_authenticated:
         user = request.user
     if request is None and user is not None:
         request = _request_of(user)
-    return AuditEvent.objects.create(
+    return AuditEvent(
         action=action,
         user=user,
         username=user.username if user else username[:150],

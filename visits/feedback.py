@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from schools.models import BUREAU_ROLES, AuditEvent, InspectorAssignment, Role, School, User
-from schools.services import audit_event_record
+from schools.services import audit_event_build
 from visits.models import (
     FEEDBACK_AGE_OVERDUE_DAYS,
     FEEDBACK_AGE_WARNING_DAYS,
@@ -36,6 +36,11 @@ from visits.models import (
 )
 
 UNCATEGORISED = "未分类"
+# The history's name (``FeedbackChange.action``) of each of the school's and the bureau's writes.
+TRIAGE_ACTION = "学校处理"
+ESCALATE_ACTION = "上报教育局"
+ISSUE_ADD_ACTION = "归入共性问题"
+ISSUE_RESOLVE_ACTION = "共性问题办结"
 # What the school may set an item to when triaging; 上报教育局 has its own write, 已撤回 is the teacher's.
 TRIAGE_STATUSES = (FeedbackStatus.OPEN, FeedbackStatus.IN_PROGRESS, FeedbackStatus.RESOLVED)
 
@@ -65,33 +70,48 @@ _TRACKED = {
 }
 
 
-def _snapshot(item: Suggestion) -> dict:
+def feedback_item_snapshot(item: Suggestion) -> dict:
+    """The item's tracked fields, to compare with after a change (``feedback_history_rows``)."""
     return {name: getattr(item, name) for name in _TRACKED}
 
 
-def _record(
+def feedback_history_rows(
     item: Suggestion, before: dict | None, *, action: str, acting_user: User | None, audit: bool = True
-) -> None:
-    """Write the item's history row (only when something changed) and the audit row. The visit's
-    author's changes are audited once, by the visit's own row (``audit=False`` here)."""
-    after = _snapshot(item)
+) -> list[FeedbackChange | AuditEvent]:
+    """The rows a change to the (saved) item leaves, unsaved: its history row (none when nothing
+    changed) and the audit row. The visit's author's changes are audited once, by the visit's own
+    row (``audit=False`` here). The services save them one by one (``_record``); the demo data
+    (``visits.feedback_demo``) writes many at once."""
+    after = feedback_item_snapshot(item)
     changes = {}
     for name, (label, show) in _TRACKED.items():
         old = before.get(name) if before is not None else None
         if old != after[name] and not (before is None and after[name] in (None, "")):
             changes[label] = [show(old) if before is not None else "", show(after[name])]
     if before is not None and not changes:
-        return
-    FeedbackChange.objects.create(item=item, changed_by=acting_user, action=action, changes=changes)
-    if not audit:
-        return
-    audit_event_record(
-        action=AuditEvent.Action.CHANGE,
-        user=acting_user,
-        object_type="visits.Suggestion",
-        object_id=str(item.pk),
-        detail={"action": action, "status": item.status},
-    )
+        return []
+    rows: list[FeedbackChange | AuditEvent] = [
+        FeedbackChange(item=item, changed_by=acting_user, action=action, changes=changes)
+    ]
+    if audit:
+        rows.append(
+            audit_event_build(
+                action=AuditEvent.Action.CHANGE,
+                user=acting_user,
+                object_type="visits.Suggestion",
+                object_id=str(item.pk),
+                detail={"action": action, "status": item.status},
+            )
+        )
+    return rows
+
+
+def _record(
+    item: Suggestion, before: dict | None, *, action: str, acting_user: User | None, audit: bool = True
+) -> None:
+    """Save the item's history row and audit row (``feedback_history_rows``)."""
+    for row in feedback_history_rows(item, before, action=action, acting_user=acting_user, audit=audit):
+        row.save()
 
 
 # --- the visit's author: items created and corrected with the visit ----------------------------
@@ -137,7 +157,7 @@ def feedback_items_sync(*, visit: Visit, items: list[dict], acting_user: User) -
             errors.append(f"第 {number} 条：这条意见不属于本条家访记录。")
             continue
         kept.add(item_id)
-        before = _snapshot(item)
+        before = feedback_item_snapshot(item)
         if item.status == FeedbackStatus.WITHDRAWN:
             if row["text"] != item.text or row.get("reply", "") != item.reply:
                 errors.append(f"第 {number} 条：这条意见已撤回，不能再修改。")
@@ -231,21 +251,26 @@ def feedback_item_triage(*, item: Suggestion, triage: Triage, acting_user: User)
             errors["reply_method"] = "请选择答复方式。"
         if errors:
             raise ValidationError(errors)
-        before = _snapshot(item)
-        item.category = triage.category
-        item.nature = triage.nature
-        item.handler = triage.handler
-        item.family_reply = triage.family_reply.strip()
-        item.reply_method = triage.reply_method
-        today = timezone.localdate()
-        item.replied_on = triage.replied_on or (today if item.family_reply and not item.replied_on else item.replied_on)
-        if triage.status != item.status:
-            item.status = triage.status
-            item.resolved_on = today if triage.status == FeedbackStatus.RESOLVED else None
+        before = feedback_item_snapshot(item)
+        feedback_item_triage_change(item, triage, today=timezone.localdate())
         item.full_clean(exclude=["visit", "school", "handler", "issue"])
         item.save()
-        _record(item, before, action="学校处理", acting_user=acting_user)
+        _record(item, before, action=TRIAGE_ACTION, acting_user=acting_user)
     return item
+
+
+def feedback_item_triage_change(item: Suggestion, triage: Triage, *, today: datetime.date) -> None:
+    """What a triage (already checked) changes on the item, in memory: ``feedback_item_triage``'s
+    rule, shared with the demo data."""
+    item.category = triage.category
+    item.nature = triage.nature
+    item.handler = triage.handler
+    item.family_reply = triage.family_reply.strip()
+    item.reply_method = triage.reply_method
+    item.replied_on = triage.replied_on or (today if item.family_reply and not item.replied_on else item.replied_on)
+    if triage.status != item.status:
+        item.status = triage.status
+        item.resolved_on = today if triage.status == FeedbackStatus.RESOLVED else None
 
 
 def feedback_item_escalate(*, item: Suggestion, note: str, acting_user: User) -> Suggestion:
@@ -261,23 +286,35 @@ def feedback_item_escalate(*, item: Suggestion, note: str, acting_user: User) ->
             raise ValidationError({"note": message})
         if not note:
             raise ValidationError({"note": "请填写上报说明：学校做了什么，为什么需要教育局处理。"})
-        before = _snapshot(item)
-        item.status = FeedbackStatus.ESCALATED
-        item.escalation_note = note[:1000]
-        item.escalated_at = timezone.now()
+        before = feedback_item_snapshot(item)
+        feedback_item_escalate_change(item, note, now=timezone.now())
         item.save()
-        _record(item, before, action="上报教育局", acting_user=acting_user)
+        _record(item, before, action=ESCALATE_ACTION, acting_user=acting_user)
         inspectors = InspectorAssignment.objects.filter(school_id=item.school_id).values_list("inspector_id", flat=True)
         Notification.objects.bulk_create(
-            Notification(
-                user_id=user_id,
-                title="学校上报家长意见",
-                body=f"{item.school.name}上报了一条家长意见，请答复。",
-                link=reverse("feedback_item", args=[item.public_id]),
-            )
-            for user_id in inspectors
+            feedback_escalation_notifications(item, school_name=item.school.name, inspector_ids=inspectors)
         )
     return item
+
+
+def feedback_item_escalate_change(item: Suggestion, note: str, *, now: datetime.datetime) -> None:
+    """What escalating the item (already checked) changes on it, in memory."""
+    item.status = FeedbackStatus.ESCALATED
+    item.escalation_note = note[:1000]
+    item.escalated_at = now
+
+
+def feedback_escalation_notifications(
+    item: Suggestion, *, school_name: str, inspector_ids: Iterable[int]
+) -> list[Notification]:
+    """The notices (unsaved) an escalated item sends to the school's inspectors (包联领导)."""
+    link = reverse("feedback_item", args=[item.public_id])
+    return [
+        Notification(
+            user_id=user_id, title="学校上报家长意见", body=f"{school_name}上报了一条家长意见，请答复。", link=link
+        )
+        for user_id in inspector_ids
+    ]
 
 
 def feedback_item_bureau_reply(*, item: Suggestion, reply: str, close: bool, acting_user: User) -> Suggestion:
@@ -293,26 +330,42 @@ def feedback_item_bureau_reply(*, item: Suggestion, reply: str, close: bool, act
             raise ValidationError({"reply": "这条意见没有上报教育局，或已经办结。"})
         if not reply:
             raise ValidationError({"reply": "请填写答复内容。"})
-        before = _snapshot(item)
-        item.bureau_reply = reply[:1000]
-        item.bureau_replied_by = acting_user
-        item.bureau_replied_at = timezone.now()
-        if close:
-            item.status = FeedbackStatus.RESOLVED
-            item.resolved_on = timezone.localdate()
+        before = feedback_item_snapshot(item)
+        feedback_item_bureau_reply_change(item, reply, close=close, acting_user=acting_user, now=timezone.now())
         item.save()
-        _record(item, before, action="教育局答复并办结" if close else "教育局答复", acting_user=acting_user)
+        _record(item, before, action=feedback_bureau_reply_action(close), acting_user=acting_user)
         admins = User.objects.filter(school_id=item.school_id, role=Role.SCHOOL_ADMIN, is_active=True)
         Notification.objects.bulk_create(
-            Notification(
-                user=admin,
-                title="教育局答复了上报的家长意见",
-                body=reply[:200],
-                link=reverse("feedback_item", args=[item.public_id]),
-            )
-            for admin in admins
+            feedback_bureau_reply_notifications(item, reply, admin_ids=admins.values_list("pk", flat=True))
         )
     return item
+
+
+def feedback_item_bureau_reply_change(
+    item: Suggestion, reply: str, *, close: bool, acting_user: User, now: datetime.datetime
+) -> None:
+    """What the bureau's reply (already checked) changes on the item, in memory."""
+    item.bureau_reply = reply[:1000]
+    item.bureau_replied_by = acting_user
+    item.bureau_replied_at = now
+    if close:
+        item.status = FeedbackStatus.RESOLVED
+        item.resolved_on = timezone.localdate(now)
+
+
+def feedback_bureau_reply_action(close: bool) -> str:
+    return "教育局答复并办结" if close else "教育局答复"
+
+
+def feedback_bureau_reply_notifications(
+    item: Suggestion, reply: str, *, admin_ids: Iterable[int]
+) -> list[Notification]:
+    """The notices (unsaved) the bureau's reply sends to the school's active admins."""
+    link = reverse("feedback_item", args=[item.public_id])
+    return [
+        Notification(user_id=user_id, title="教育局答复了上报的家长意见", body=reply[:200], link=link)
+        for user_id in admin_ids
+    ]
 
 
 def feedback_issue_create(
@@ -355,15 +408,20 @@ def feedback_issue_add_items(*, issue: FeedbackIssue, items: Iterable[Suggestion
             first = closed[0]
             raise ValidationError(f"只能归并待处理或处理中的意见；「{first.text[:20]}」{first.get_status_display()}。")
         for row in rows:
-            before = _snapshot(row)
-            row.issue = issue
-            row.category = issue.category
-            row.nature = FeedbackNature.COMMON
-            if row.status == FeedbackStatus.OPEN:
-                row.status = FeedbackStatus.IN_PROGRESS
+            before = feedback_item_snapshot(row)
+            feedback_issue_item_add_change(row, issue)
             row.save()
-            _record(row, before, action="归入共性问题", acting_user=acting_user)
+            _record(row, before, action=ISSUE_ADD_ACTION, acting_user=acting_user)
     return len(rows)
+
+
+def feedback_issue_item_add_change(item: Suggestion, issue: FeedbackIssue) -> None:
+    """What putting an open item under the issue changes on the item, in memory."""
+    item.issue = issue
+    item.category = issue.category
+    item.nature = FeedbackNature.COMMON
+    if item.status == FeedbackStatus.OPEN:
+        item.status = FeedbackStatus.IN_PROGRESS
 
 
 def feedback_issue_resolve(
@@ -384,22 +442,38 @@ def feedback_issue_resolve(
         if reply_method not in ReplyMethod.values:
             raise ValidationError({"reply_method": "请选择答复方式。"})
         today = timezone.localdate()
-        issue.status = FeedbackIssue.Status.RESOLVED
-        issue.resolution = resolution[:1000]
-        issue.reply_method = reply_method
-        issue.resolved_on = today
+        feedback_issue_resolve_change(issue, resolution, reply_method=reply_method, today=today)
         issue.save()
-        at_school = (FeedbackStatus.OPEN, FeedbackStatus.IN_PROGRESS)
-        for item in issue.items.select_for_update().filter(status__in=at_school):
-            before = _snapshot(item)
-            item.status = FeedbackStatus.RESOLVED
-            item.family_reply = item.family_reply or issue.resolution
-            item.reply_method = item.reply_method or reply_method
-            item.replied_on = item.replied_on or today
-            item.resolved_on = today
+        for item in issue.items.select_for_update().filter(status__in=ISSUE_RESOLVES):
+            before = feedback_item_snapshot(item)
+            feedback_issue_item_resolve_change(item, issue)
             item.save()
-            _record(item, before, action="共性问题办结", acting_user=acting_user)
+            _record(item, before, action=ISSUE_RESOLVE_ACTION, acting_user=acting_user)
     return issue
+
+
+# The items a common problem's resolution closes: those still at the school.
+ISSUE_RESOLVES = (FeedbackStatus.OPEN, FeedbackStatus.IN_PROGRESS)
+
+
+def feedback_issue_resolve_change(
+    issue: FeedbackIssue, resolution: str, *, reply_method: str, today: datetime.date
+) -> None:
+    """What resolving the common problem (already checked) changes on it, in memory."""
+    issue.status = FeedbackIssue.Status.RESOLVED
+    issue.resolution = resolution[:1000]
+    issue.reply_method = reply_method
+    issue.resolved_on = today
+
+
+def feedback_issue_item_resolve_change(item: Suggestion, issue: FeedbackIssue) -> None:
+    """What the resolved issue (``feedback_issue_resolve_change``) changes on one of its items still
+    at the school (``ISSUE_RESOLVES``), in memory."""
+    item.status = FeedbackStatus.RESOLVED
+    item.family_reply = item.family_reply or issue.resolution
+    item.reply_method = item.reply_method or issue.reply_method
+    item.replied_on = item.replied_on or issue.resolved_on
+    item.resolved_on = issue.resolved_on
 
 
 def _require_school_admin(item: Suggestion, user: User) -> None:
