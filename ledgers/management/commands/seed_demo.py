@@ -14,6 +14,7 @@ from oversight.demo import demo_oversight_build
 from schools.bulk import copies_in_background, foreign_keys_checked_at_end, tables_analyze
 from schools.exports import display_width
 from schools.models import Campaign, School
+from schools.planner import jit_off
 from students.demo import (
     DEFAULT_SCHOOLS,
     DEFAULT_SEED,
@@ -89,7 +90,7 @@ class Command(BaseCommand):
                     summary = None
                 else:
                     models = apps.get_models(include_auto_created=True)
-                    with foreign_keys_checked_at_end(models), copies_in_background():
+                    with foreign_keys_checked_at_end(models), copies_in_background(), jit_off():
                         # The foreign keys are gone until the end, and the planner used them to estimate
                         # joins: what the builders read next is planned on fresh statistics instead.
                         summary = demo_county_build(schools=schools, students_per_school=students_per_school, seed=seed)
