@@ -34,6 +34,8 @@ SCALES = {
     "county": {"schools": 150, "students_per_school": 600, "visit_rounds": 2},
     "city": {"schools": 1500, "students_per_school": 600, "visit_rounds": 2},
 }
+# The city set is built in minutes (issue 9, "The city data set in minutes"), so that make bench is practical.
+SEED_LIMITS = {"city": 5 * 60}
 # (figure key, label, unit, target as text, check(project median, baseline median) -> bool)
 TARGETS = {
     "recompute": ("full recompute", "≤ 2× baseline", lambda p, b: p <= 2 * b),
@@ -100,6 +102,10 @@ def data_set(scale: str) -> dict:
             check=True,
         )
         seeded = time.perf_counter() - started
+        (BENCH / "results" / f"seed-{scale}.json").write_text(
+            json.dumps({"database": name, "seconds": seeded, "date": datetime.datetime.now(datetime.UTC).isoformat()})
+            + "\n"
+        )
         subprocess.run([PYTHON, "manage.py", "compute_statistics"], cwd=ROOT, env=env, check=True)
     return {"database": name, "seed_seconds": seeded}
 
@@ -212,6 +218,18 @@ def rows_of(results: dict) -> list[list[str]]:
                 [f"county page size, {dashboard_scale}", f"{size:.0f} KB", "", "", "", "1", "", "≤ 200 KB"]
                 + ["met" if size <= 200 else "NOT met"]
             )
+    for seed_scale in scales:
+        seeded = scales[seed_scale].get("seed_seconds")
+        when = "this run"
+        if seeded is None and (record := BENCH / "results" / f"seed-{seed_scale}.json").exists():
+            earlier = json.loads(record.read_text())
+            seeded, when = earlier["seconds"], f"built {earlier['date'][:16]} UTC, reused"
+        if seeded is not None:
+            limit = SEED_LIMITS.get(seed_scale)
+            table.append(
+                [f"data set built by `seed_demo`, {seed_scale} ({when})", f"{seeded:.0f}", "", "", "", "1", ""]
+                + ([f"< {limit // 60} min", "met" if seeded < limit else "NOT met"] if limit else ["", ""])
+            )
     roster = results.get("roster")
     if roster:
         seconds, peak = roster["project"][0], roster["peak_rss_mb"][0]
@@ -239,9 +257,6 @@ def markdown(results: dict) -> str:
     ]
     lines += ["| " + " | ".join(row) + " |" for row in rows_of(results)]
     lines += ["", "Baselines: " + BASELINES, ""]
-    for scale, found in results["scales"].items():
-        if found.get("seed_seconds"):
-            lines.append(f"- data set {scale}: built by `seed_demo` in {found['seed_seconds']:.0f} s")
     if results.get("cluster"):
         lines += ["", "## Two web processes and two workers (bench/cluster.py)", "", "```"]
         lines += [json.dumps(results["cluster"], ensure_ascii=False, indent=1), "```"]

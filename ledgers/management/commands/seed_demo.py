@@ -13,7 +13,7 @@ from ledgers.statistics import statistics_compute, statistics_history_backfill
 from oversight.demo import demo_oversight_build
 from schools.bulk import copies_in_background, foreign_keys_checked_at_end, tables_analyze
 from schools.exports import display_width
-from schools.models import Campaign, School
+from schools.models import Campaign, School, SchoolClass, TeachingAssignment, User
 from schools.planner import jit_off
 from students.demo import (
     DEFAULT_SCHOOLS,
@@ -26,8 +26,14 @@ from students.demo import (
     demo_county_counts,
     demo_county_reset,
 )
+from students.models import Guardian, Student, StudentCategory
 from visits.demo import demo_activity_build
 from visits.feedback_demo import demo_feedback_build
+from visits.models import SafetyReport, Suggestion, Visit
+
+# What the builders read after writing it, analyzed before the next builder plans its queries.
+COUNTY_TABLES = (School, SchoolClass, TeachingAssignment, User, Student, Guardian, StudentCategory)
+VISIT_TABLES = (Visit, Visit.students.through, Visit.companions.through, Suggestion, SafetyReport)
 
 
 class Command(BaseCommand):
@@ -94,9 +100,9 @@ class Command(BaseCommand):
                         # The foreign keys are gone until the end, and the planner used them to estimate
                         # joins: what the builders read next is planned on fresh statistics instead.
                         summary = demo_county_build(schools=schools, students_per_school=students_per_school, seed=seed)
-                        tables_analyze()
+                        tables_analyze(COUNTY_TABLES)
                         activity = None if no_visits else demo_activity_build(seed=seed, rounds_of_visits=visit_rounds)
-                        tables_analyze()
+                        tables_analyze(VISIT_TABLES)
                         ledgers = None if no_visits else demo_ledgers_build(seed=seed)
                         feedback = None if no_visits else demo_feedback_build(seed=seed)
                         None if no_visits else demo_oversight_build(seed=seed, stdout=self.stdout)  # issue 12
