@@ -79,8 +79,9 @@ def test_a_teacher_who_loses_the_connection_keeps_the_visit_and_it_is_sent_once_
     page.wait_for_selector("text=已在本机保存")
     page.goto(f"{chromium.url}/")
     page.goto(f"{chromium.url}{form_path}")
+    # The copy comes back from IndexedDB after the page has loaded: wait for the page to say so.
+    page.get_by_text("在本机保存的内容").wait_for()
     assert page.locator("#id_situation").input_value() == "先写一半"
-    assert page.get_by_text("在本机保存的内容").is_visible()
     chromium.shot(page, "restored")
 
     _fill_visit(page, tmp_path)
