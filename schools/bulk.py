@@ -1,10 +1,13 @@
-"""Writing many new rows fast (the demo and city-scale data sets of ``seed_demo``, issue 9).
+"""Writing many new rows fast (the roster import, and the demo and city-scale data sets of
+``seed_demo``, issue 9).
 
-``rows_write(model, objects)`` inserts unsaved model instances and gives each its primary key, as
-``bulk_create`` does. On PostgreSQL it reserves the keys from the table's sequence in one query and
-streams the rows with ``COPY … FROM STDIN`` (psycopg2 ``copy_expert``): no SQL to build or parse per
+``values_write(model, columns, rows)`` inserts rows given as tuples and returns their primary keys;
+``rows_write(model, objects)`` does the same for unsaved model instances and sets their keys, as
+``bulk_create`` does. On PostgreSQL the keys are reserved from the table's sequence and the rows
+streamed with ``COPY … FROM STDIN`` in CSV (psycopg2 ``copy_expert``): no SQL to build or parse per
 row, a tenth of the time of multi-row INSERTs at city scale. Elsewhere (the embedded SQLite) it is
 ``bulk_create``. Rows are written as they are: no ``full_clean()``, no signals, like ``bulk_create``.
+The context managers below make a bulk load of a whole data set cheaper still (``seed_demo``).
 """
 
 import csv
@@ -13,12 +16,10 @@ import functools
 import io
 import json
 import random
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
-from decimal import Decimal
 
 from django.db import connection, models
 from django.utils import timezone
@@ -33,40 +34,31 @@ KEY_BLOCK = 100000  # keys reserved at once while copies run in the background
 
 
 def rows_write(model: type[models.Model], objects: Sequence[models.Model]) -> None:
-    """Insert ``objects`` (unsaved instances of ``model``) and set their primary keys."""
+    """Insert ``objects`` (unsaved instances of ``model``, without primary keys) and set their
+    primary keys, as ``bulk_create`` does: on PostgreSQL their field values through
+    ``values_write``, elsewhere ``bulk_create``. Raises ``ValueError`` for an instance that
+    already has a primary key."""
     if not objects:
         return
     if connection.vendor != "postgresql":
         model.objects.bulk_create(objects, batch_size=BATCH_SIZE)
         return
-    if (background := _background.get()) is not None:
-        background.wait()  # the connection is this thread's again
+    meta = model._meta
+    if any(getattr(obj, meta.pk.attname) is not None for obj in objects):
+        raise ValueError("rows_write() writes new rows: leave the primary keys to it")
     for obj in objects:  # a foreign key given as an instance saved since: take its id now
         obj._prepare_related_fields_for_save(operation_name="rows_write")
-    meta = model._meta
-    fields = list(meta.concrete_fields)
-    table = connection.ops.quote_name(meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    pk = meta.pk
-    with connection.cursor() as cursor:
-        if pk.attname and any(getattr(obj, pk.attname) is None for obj in objects):
-            cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-                [meta.db_table, pk.column, len(objects)],
-            )
-            for obj, (key,) in zip(objects, cursor.fetchall(), strict=True):
-                setattr(obj, pk.attname, key)
-        converters = [_converter(field) for field in fields]
-        buffer = io.StringIO()
-        write = buffer.write
-        state = connection.alias
-        for obj in objects:
-            write("\t".join([convert(obj) for convert in converters]))
-            write("\n")
-            obj._state.adding = False
-            obj._state.db = state
-        buffer.seek(0)
-        cursor.cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", buffer, size=COPY_READ)
+    columns = [field.attname for field in meta.concrete_fields if field is not meta.pk and not _automatic(field)]
+    keys = values_write(model, columns, [tuple([getattr(obj, name) for name in columns]) for obj in objects])
+    for obj, key in zip(objects, keys, strict=True):
+        setattr(obj, meta.pk.attname, key)
+        obj._state.adding = False
+        obj._state.db = connection.alias
+
+
+def _automatic(field: models.Field) -> bool:
+    """A field a save stamps with the time (``auto_now``, ``auto_now_add``)."""
+    return getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
 
 
 def values_write(model: type[models.Model], columns: Sequence[str], rows: Sequence[Sequence]) -> list[int]:
@@ -106,7 +98,7 @@ def values_write(model: type[models.Model], columns: Sequence[str], rows: Sequen
     ]
     rest = [field for name, field in by_name.items() if name not in columns]
     now = timezone.now()
-    automatic = [f for f in rest if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)]
+    automatic = [f for f in rest if _automatic(f)]
     per_row = [f for f in rest if f not in automatic and f.has_default() and callable(f.default)]
     constant_fields = [f for f in rest if f not in automatic and f not in per_row]
     constants = tuple(_csv_value(f, now if f in automatic else f.get_default()) for f in [*automatic, *constant_fields])
@@ -239,45 +231,6 @@ def _timestamp_text(value: datetime.datetime | None) -> str | None:
 def _csv_value(field: models.Field, value: object) -> object:
     """A default as ``values_write`` sends it: JSON dumped, the rest as the csv writer prints it."""
     return json.dumps(value, ensure_ascii=False) if isinstance(field, models.JSONField) else value
-
-
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-NULL = "\\N"
-
-
-def _converter(field: models.Field) -> Callable[[models.Model], str]:
-    """A function from an instance to the field's value in COPY's text format: ``\\N`` for NULL,
-    backslash escapes in text. Chosen once per field, so that a row costs one call per column."""
-    attname = field.attname
-    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-        return lambda obj: _copy_text(field, field.pre_save(obj, True))
-    if isinstance(field, models.JSONField):
-        return lambda obj: _copy_text(field, getattr(obj, attname))
-    if isinstance(field, models.BooleanField):
-        return lambda obj: NULL if (value := getattr(obj, attname)) is None else ("t" if value else "f")
-    if isinstance(field, models.CharField | models.TextField):
-        return lambda obj: NULL if (value := getattr(obj, attname)) is None else value.translate(_ESCAPES)
-    if isinstance(field, models.IntegerField | models.AutoField | models.ForeignKey | models.UUIDField):
-        return lambda obj: NULL if (value := getattr(obj, attname)) is None else str(value)
-    if isinstance(field, models.DateTimeField | models.DateField):
-        return lambda obj: NULL if (value := getattr(obj, attname)) is None else value.isoformat()
-    return lambda obj: _copy_text(field, getattr(obj, attname))
-
-
-def _copy_text(field: models.Field, value: object) -> str:
-    if value is None:
-        return NULL
-    if isinstance(field, models.JSONField):
-        return json.dumps(value, ensure_ascii=False).translate(_ESCAPES)
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, str):
-        return value.translate(_ESCAPES)
-    if isinstance(value, int | float | Decimal | uuid.UUID):
-        return str(value)
-    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
-        return value.isoformat()
-    return str(field.get_db_prep_save(value, connection)).translate(_ESCAPES)
 
 
 def uuid4_text(rng: random.Random) -> str:

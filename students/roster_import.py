@@ -9,13 +9,12 @@ those it created itself: a category a teacher recorded by hand is never ended by
 
 import datetime
 import functools
-import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from django.db import connections, router
 from django.utils import timezone
 
+from schools.bulk import values_write
 from schools.importing import (
     Checked,
     Column,
@@ -485,39 +484,35 @@ class RosterImporter(Importer):
         to the same rules), and the class was found among the school's own."""
         today = timezone.localdate()
         new_rows = [row for row in checked.valid if row.existing is None]
-        # Inserted as plain rows, a few thousand at a time: a model instance a row (and Django's
-        # per-field preparation of each value) was most of the time applying took, and 50,000
-        # instances at once a hundred MB. No signal is lost: bulk_create sends none either.
-        students = _Inserter(Student, ("school", "student_number", "status", *STUDENT_FIELDS))
-        guardians_new = _Inserter(Guardian, ("student", "name", "relation", "phone"))
-        categories_new = _Inserter(StudentCategory, ("student", "category", "start", "source"))
-        roster, active, start = StudentCategory.Source.ROSTER, Student.Status.ACTIVE, students.date(today)
+        # Inserted as plain rows, a few thousand at a time (``schools.bulk.values_write``: COPY on
+        # PostgreSQL): a model instance a row (and Django's per-field preparation of each value) was
+        # most of the time applying took, and 50,000 instances at once a hundred MB. No signal is
+        # lost: bulk_create sends none either.
+        roster, active = StudentCategory.Source.ROSTER, Student.Status.ACTIVE
         for chunk in chunked(new_rows, CREATE_CHUNK):
-            students.insert(
-                (
-                    school.pk,
-                    row.student_number,
-                    active,
-                    *(students.date(v) if k == "birth_date" else v for k, v in _student_fields(row.values)),
-                )
-                for row in chunk
+            keys = values_write(
+                Student,
+                ("school_id", "student_number", "status", *STUDENT_FIELDS),
+                [(school.pk, row.student_number, active, *_student_values(row.values)) for row in chunk],
             )
-            numbers = [row.student_number for row in chunk]
-            ids = dict(
-                lookup_in_chunks(
-                    Student.objects.order_by().values_list("student_number", "id"), "student_number", numbers
-                )
+            values_write(
+                Guardian,
+                ("student_id", "name", "relation", "phone"),
+                [
+                    (key, g.get("name", ""), g.get("relation", ""), g.get("phone", ""))
+                    for key, row in zip(keys, chunk, strict=True)
+                    for g in row.guardians or []
+                ],
             )
-            guardians_new.insert(
-                (ids[row.student_number], g.get("name", ""), g.get("relation", ""), g.get("phone", ""))
-                for row in chunk
-                for g in row.guardians or []
-            )
-            categories_new.insert(
-                (ids[row.student_number], category, start, roster)
-                for row in chunk
-                for category, wanted in row.categories.items()
-                if wanted
+            values_write(
+                StudentCategory,
+                ("student_id", "category", "start", "source"),
+                [
+                    (key, category, today, roster)
+                    for key, row in zip(keys, chunk, strict=True)
+                    for category, wanted in row.categories.items()
+                    if wanted
+                ],
             )
         guardians: list[Guardian] = []
         categories: list[StudentCategory] = []
@@ -587,89 +582,10 @@ GUARDIAN_FIELDS = ("id", "student_id", "name", "relation", "phone")
 _FIELD_DEFAULTS = {"id_number": "", "birth_date": None, "address": "", "disability_type": ""}
 
 
-def _student_fields(values: dict) -> Iterator[tuple[str, object]]:
+def _student_values(values: dict) -> Iterator[object]:
     """A new student's STUDENT_FIELDS in order: the row's values, the model's defaults for the rest."""
     for key in STUDENT_FIELDS:
-        yield key, values[key] if key in values else _FIELD_DEFAULTS.get(key)
-
-
-class _Inserter:
-    """INSERTs rows of ``model`` given as tuples of the ``fields`` named (in database form, dates
-    through ``date``), several hundred a statement; every other field gets its default, prepared for
-    the database once (a callable default such as public_id's uuid4, once a row)."""
-
-    def __init__(self, model, fields: tuple[str, ...]) -> None:
-        self.connection = connection = connections[router.db_for_write(model)]
-        ops = connection.ops
-        given = [model._meta.get_field(name) for name in fields]
-        fixed, self.fixed, self.per_row = [], [], []
-        for other in model._meta.concrete_fields:
-            if other.primary_key or other in given:
-                continue
-            if getattr(other, "auto_now", False) or getattr(other, "auto_now_add", False):
-                fixed.append(other)
-                self.fixed.append(other.get_db_prep_save(timezone.now(), connection))
-            elif other.has_default() and callable(other.default):
-                self.per_row.append(other)
-            else:
-                fixed.append(other)
-                self.fixed.append(other.get_db_prep_save(other.get_default(), connection))
-        columns = ", ".join(ops.quote_name(f.column) for f in [*given, *fixed, *self.per_row])
-        # Names from the model's own metadata, quoted; every value is a parameter.
-        self.sql = f"INSERT INTO {ops.quote_name(model._meta.db_table)} ({columns}) VALUES "  # noqa: S608
-        self.copy_sql = f"COPY {ops.quote_name(model._meta.db_table)} ({columns}) FROM STDIN WITH (FORMAT csv)"
-        width = len(given) + len(fixed) + len(self.per_row)
-        self.placeholder = "(" + ", ".join(["%s"] * width) + ")"
-        self.batch = max(1, min(500, (connection.features.max_query_params or 65535) // width))
-
-    def date(self, value):
-        return self.connection.ops.adapt_datefield_value(value)
-
-    def insert(self, rows: Iterable[tuple]) -> None:
-        if self.connection.vendor == "postgresql":
-            self._copy(rows)
-            return
-        batch: list[tuple] = []
-        with self.connection.cursor() as cursor:
-            for row in rows:
-                batch.append(row)
-                if len(batch) == self.batch:
-                    self._execute(cursor, batch)
-                    batch = []
-            if batch:
-                self._execute(cursor, batch)
-
-    def _copy(self, rows: Iterable[tuple]) -> None:
-        """PostgreSQL: the rows as one COPY … FROM STDIN (CSV), two to three times faster than INSERT."""
-        buffer = io.StringIO()
-        for row in rows:
-            values = [*row, *self.fixed, *(f.get_db_prep_save(f.get_default(), self.connection) for f in self.per_row)]
-            buffer.write(",".join(map(_csv_value, values)))
-            buffer.write("\n")
-        if not buffer.tell():
-            return
-        buffer.seek(0)
-        with self.connection.cursor() as cursor:
-            cursor.cursor.copy_expert(self.copy_sql, buffer)
-
-    def _execute(self, cursor, batch: list[tuple]) -> None:
-        params: list = []
-        for row in batch:
-            params.extend(row)
-            params.extend(self.fixed)
-            params.extend(f.get_db_prep_save(f.get_default(), self.connection) for f in self.per_row)
-        cursor.execute(self.sql + ", ".join([self.placeholder] * len(batch)), params)
-
-
-def _csv_value(value: object) -> str:
-    """A value as COPY's CSV format reads it: NULL unquoted and empty, text always quoted."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return '"' + value.replace('"', '""') + '"'
-    if isinstance(value, datetime.date):  # datetimes too
-        return value.isoformat()
-    return str(value)
+        yield values[key] if key in values else _FIELD_DEFAULTS.get(key)
 
 
 @functools.lru_cache(maxsize=256)  # a few column layouts a county
