@@ -269,29 +269,22 @@ def foreign_keys_checked_at_end(model_classes: Iterable[type[models.Model]]) -> 
     back. Pending checks of earlier writes run first (``SET CONSTRAINTS ALL IMMEDIATE``). Elsewhere
     (the embedded SQLite) it does nothing. Must run inside ``transaction.atomic()``.
     """
-    if connection.vendor != "postgresql":
+    tables = _tables_to_load("foreign_keys_checked_at_end", model_classes)
+    if tables is None:
         yield
         return
-    if not connection.in_atomic_block:
-        raise RuntimeError("foreign_keys_checked_at_end() must run inside transaction.atomic()")
-    tables = sorted({model._meta.db_table for model in model_classes})
     with connection.cursor() as cursor:
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute(
             "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint"
             " WHERE contype = 'f' AND conrelid = ANY(%s::regclass[]) ORDER BY conrelid::regclass::text, conname",
             [tables],
         )
-        constraints = cursor.fetchall()
-        for table, name, _ in constraints:
-            cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {connection.ops.quote_name(name)}")
-        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
-    yield
-    with connection.cursor() as cursor:
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        for table, name, definition in constraints:
-            cursor.execute(f"ALTER TABLE {table} ADD CONSTRAINT {connection.ops.quote_name(name)} {definition}")
-        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+        constraints = [(table, connection.ops.quote_name(name), definition) for table, name, definition in cursor]
+    with _dropped_then_restored(
+        [f"ALTER TABLE {table} DROP CONSTRAINT {name}" for table, name, _ in constraints],
+        [f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}" for table, name, definition in constraints],
+    ):
+        yield
 
 
 @contextmanager
@@ -306,12 +299,10 @@ def indexes_built_at_end(model_classes: Iterable[type[models.Model]]) -> Iterato
     one of the indexes scans the table: wrap only the writing, not reading, of a table. Elsewhere
     (the embedded SQLite) it does nothing. Must run inside ``transaction.atomic()``.
     """
-    if connection.vendor != "postgresql":
+    tables = _tables_to_load("indexes_built_at_end", model_classes)
+    if tables is None:
         yield
         return
-    if not connection.in_atomic_block:
-        raise RuntimeError("indexes_built_at_end() must run inside transaction.atomic()")
-    tables = sorted({model._meta.db_table for model in model_classes})
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index"
@@ -321,15 +312,37 @@ def indexes_built_at_end(model_classes: Iterable[type[models.Model]]) -> Iterato
             [tables],
         )
         indexes = cursor.fetchall()
-        # A table with foreign-key checks still queued can't be altered: run them now.
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        for name, _ in indexes:
-            cursor.execute(f"DROP INDEX {name}")
-        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+    with _dropped_then_restored(
+        [f"DROP INDEX {name}" for name, _ in indexes],
+        ["SET LOCAL maintenance_work_mem = '256MB'", *(definition for _, definition in indexes)],
+    ):
+        yield
+
+
+def _tables_to_load(caller: str, model_classes: Iterable[type[models.Model]]) -> list[str] | None:
+    """The tables of a bulk load on PostgreSQL (None elsewhere: the embedded SQLite loads as it is).
+    Raises ``RuntimeError`` outside ``transaction.atomic()``: what is dropped must come back with
+    the load, or not at all."""
+    if connection.vendor != "postgresql":
+        return None
+    if not connection.in_atomic_block:
+        raise RuntimeError(f"{caller}() must run inside transaction.atomic()")
+    return sorted({model._meta.db_table for model in model_classes})
+
+
+@contextmanager
+def _dropped_then_restored(drops: list[str], restores: list[str]) -> Iterator[None]:
+    """Run ``drops``, yield, run ``restores``, in the caller's transaction. A table with
+    foreign-key checks still queued can't be altered: they run first (``SET CONSTRAINTS ALL
+    IMMEDIATE``), and the constraints are deferred again afterwards, as Django declares them."""
+    _run_with_checks_done(drops)
     yield
+    _run_with_checks_done(restores)
+
+
+def _run_with_checks_done(statements: list[str]) -> None:
     with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        for _, definition in indexes:
-            cursor.execute(definition)
+        for sql in statements:
+            cursor.execute(sql)
         cursor.execute("SET CONSTRAINTS ALL DEFERRED")
