@@ -2,9 +2,9 @@
 so that ``make run`` shows a working campaign on a fresh machine.
 
 Every name and number is drawn from one ``random.Random(seed)`` in a fixed order, so a seed builds
-the same county on any machine and any database. Rows go in with ``schools.bulk.rows_write`` (COPY on
-PostgreSQL, ``bulk_create`` elsewhere): a build costs the same queries for a thousand students as for a
-million, apart from one write per batch of rows.
+the same county on any machine and any database. Rows go in with ``schools.bulk`` (COPY on PostgreSQL,
+``bulk_create`` elsewhere; the students as tuples, the organisation as instances): a build costs the
+same queries for a thousand students as for a million, apart from one write per batch of rows.
 Seeded rows are generated valid by construction and are not passed through ``full_clean()``, which
 would cost a query or more per row; the campaign calendar is the exception (five rows).
 """
