@@ -2,7 +2,7 @@
 ``visits.demo`` has filed: more of the families' words on those visits, most answered on site, the
 rest passed to the school and triaged in realistic shares by the ledger's own rules (so each item
 has its history and audit rows as its services would have written them): resolved, in progress,
-still open and ageing, escalated to the bureau (some answered), one withdrawn; and a few common
+still open and ageing, escalated to the bureau (some answered); and a few common
 problems (校门口接送拥堵, 午餐价格) raised in several schools, grouped by each school, one of them
 resolved once for all its items.
 
