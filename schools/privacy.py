@@ -110,7 +110,8 @@ def redact_contacts(text: str) -> str:
     """
     if not text or not _ANY_DIGIT.search(text):
         return text or ""
-    skeleton = _DATE.sub(lambda date: "#" * len(date.group()), text.translate(_SKELETON))
+    raw = text.translate(_SKELETON)
+    skeleton = _DATE.sub(lambda date: _date_hidden(raw, date), raw)
     pieces, done = [], 0
     for chain in _chains(skeleton):
         for start, end, masked in _numbers_in(chain, skeleton):
@@ -118,6 +119,18 @@ def redact_contacts(text: str) -> str:
             done = end
     pieces.append(text[done:])
     return "".join(pieces)
+
+
+def _date_hidden(raw: str, date: re.Match) -> str:
+    """A date as ``#``s, so that it joins no number next to it; unless the digit groups chained
+    around it are, all together, one phone or ID number that happens to contain a date's shape
+    (a landline typed 「0 2020-1-1 000」, an ID number 「110105 1949-12-31 002X」)."""
+    for chain in _chains(raw):
+        if chain[0].start() <= date.start() and date.end() <= chain[-1].end():
+            if _mask_number("".join(group.group().upper() for group in chain), whole=False):
+                return date.group()
+            break
+    return "#" * len(date.group())
 
 
 def _chains(skeleton: str) -> list[list[re.Match]]:

@@ -116,6 +116,8 @@ def test_a_typed_number_is_masked_as_a_stored_one_whatever_its_writing(before, t
     between=st.sampled_from(["，", "、", "；", " 或 ", "\n", "，另 "]),
     second=st.one_of(typed_mobile(), typed_landline(), typed_id()),
 )
+@example(first=("13000000000", "130****0000"), between="，", second=("0 2020-1-1 000", "020***1000"))
+@example(first=("0 2020-1-1 000", "020***1000"), between="、", second=("110105 1949-12-31 002X", "110105********002X"))
 def test_two_numbers_in_one_text_are_both_masked(first, between, second):
     assert redact_contacts(first[0] + between + second[0]) == first[1] + between + second[1]
 
